@@ -1,0 +1,1 @@
+"""Clipper: clip jobs on demand, on a PostgreSQL-backed queue."""

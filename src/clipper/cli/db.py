@@ -1,0 +1,38 @@
+"""`clipper db`: the schema, owned by Alembic."""
+
+from __future__ import annotations
+
+import typer
+
+from ..db import migrate
+from ._runtime import database_url_or_exit, settings_or_exit
+
+app = typer.Typer(
+    help="Manage the database schema (Alembic migrations of the queue and, later, the jobs).",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def upgrade(
+    revision: str = typer.Argument("head", help="Target revision; 'head' is the newest."),
+) -> None:
+    """Apply migrations up to REVISION. Safe to run again: applied ones are skipped."""
+    settings = settings_or_exit()
+    migrate.upgrade(database_url_or_exit(settings), settings.queue_schema, revision)
+    typer.echo(f"database upgraded to {revision}")
+
+
+@app.command()
+def downgrade(revision: str = typer.Argument(..., help="Revision to go back to, or 'base'.")) -> None:
+    """Revert migrations down to REVISION (drops what later ones created, data included)."""
+    settings = settings_or_exit()
+    migrate.downgrade(database_url_or_exit(settings), settings.queue_schema, revision)
+    typer.echo(f"database downgraded to {revision}")
+
+
+@app.command()
+def current() -> None:
+    """Show the revision the database is at."""
+    settings = settings_or_exit()
+    migrate.current(database_url_or_exit(settings), settings.queue_schema)

@@ -1,0 +1,1 @@
+"""Database access of the application: URLs, migrations (and, later, tables and repositories)."""

@@ -1,0 +1,31 @@
+"""Apply Alembic migrations programmatically (used by `clipper db` and on start-up)."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from alembic import command
+from alembic.config import Config
+
+from .urls import sqlalchemy_url
+
+
+def alembic_config(database_url: str, queue_schema: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("clipper") / "migrations"))
+    # Percent signs in passwords would otherwise be read as interpolation by configparser.
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(database_url).replace("%", "%%"))
+    config.attributes["queue_schema"] = queue_schema
+    return config
+
+
+def upgrade(database_url: str, queue_schema: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(database_url, queue_schema), revision)
+
+
+def downgrade(database_url: str, queue_schema: str, revision: str) -> None:
+    command.downgrade(alembic_config(database_url, queue_schema), revision)
+
+
+def current(database_url: str, queue_schema: str) -> None:
+    command.current(alembic_config(database_url, queue_schema), verbose=True)

@@ -1,0 +1,278 @@
+"""The QueueAdapter interface, the behaviour both adapters share, and the factory."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Protocol
+
+from ._backend import DeadLetterEntry, DeadLetterHook, QueueBackend
+from ._config import QueueConfig, dead_letter_queue_name
+from ._consumer import Consumer, ConsumerOptions, ErrorHook, Handler
+from ._dlq import AlertHook, dead_letter_handler
+from ._errors import QueueNotStartedError
+from ._maintenance import RetentionResult, run_retention
+from ._message import HealthReport, QueueDepth, QueueMessage
+from ._metrics import QueueMetrics
+
+logger = logging.getLogger("clipper.queue")
+
+
+class _Default(enum.Enum):
+    DEAD_LETTER_QUEUE = "<queue>.dlq"
+
+
+DEFAULT_DEAD_LETTER_QUEUE = _Default.DEAD_LETTER_QUEUE
+
+
+class QueueAdapter(Protocol):
+    """What Clipper's API and workers use; `create_queue_adapter` picks the implementation."""
+
+    config: QueueConfig
+    metrics: QueueMetrics
+
+    async def start(self) -> None: ...
+
+    async def publish(
+        self,
+        message: QueueMessage,
+        *,
+        queue: str | None = None,
+        conn: Any = None,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+    ) -> bool: ...
+
+    def consume(
+        self,
+        handler: Handler,
+        *,
+        queue: str | None = None,
+        concurrency: int | None = None,
+        dead_letter_queue: str | None | Literal[_Default.DEAD_LETTER_QUEUE] = (
+            DEFAULT_DEAD_LETTER_QUEUE
+        ),
+        on_dead_letter: DeadLetterHook | None = None,
+    ) -> Consumer: ...
+
+    async def shutdown(self, grace_seconds: float | None = None) -> None: ...
+
+    async def health(self) -> HealthReport: ...
+
+    async def depth(self) -> list[QueueDepth]: ...
+
+
+class BaseQueueAdapter:
+    """Publishing, consuming, dead letters and retention over a QueueBackend."""
+
+    def __init__(
+        self,
+        config: QueueConfig,
+        *,
+        on_error: ErrorHook | None = None,
+        metrics: QueueMetrics | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics or QueueMetrics()
+        self._on_error = on_error
+        self._consumers: list[Consumer] = []
+        self._maintenance_task: asyncio.Task[None] | None = None
+        self._shutdown_task: asyncio.Task[None] | None = None
+        self._started = False
+
+    @property
+    def store(self) -> QueueBackend:
+        raise NotImplementedError
+
+    def _require_started(self) -> None:
+        if not self._started:
+            raise QueueNotStartedError("call `await adapter.start()` first")
+
+    async def publish(
+        self,
+        message: QueueMessage,
+        *,
+        queue: str | None = None,
+        conn: Any = None,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+    ) -> bool:
+        """Enqueue `message`; False (and nothing changed) when the queue already has its job id.
+
+        With `conn` (a psycopg AsyncConnection, or a SQLAlchemy AsyncConnection/AsyncSession on
+        psycopg) the message joins that open transaction: invisible until it commits, gone if
+        it rolls back, and consumers are woken when it commits. Errors reach the caller.
+        """
+        self._require_started()
+        queue = queue or self.config.queue
+        inserted = await self.store.publish(
+            queue,
+            message,
+            max_attempts=max_attempts or self.config.max_attempts,
+            delay=delay,
+            conn=conn,
+        )
+        counter = self.metrics.published if inserted else self.metrics.duplicates
+        counter.labels(queue).inc()
+        return inserted
+
+    def consume(
+        self,
+        handler: Handler,
+        *,
+        queue: str | None = None,
+        concurrency: int | None = None,
+        dead_letter_queue: str | None | Literal[_Default.DEAD_LETTER_QUEUE] = (
+            DEFAULT_DEAD_LETTER_QUEUE
+        ),
+        on_dead_letter: DeadLetterHook | None = None,
+    ) -> Consumer:
+        """Start running `handler` for messages of `queue` (default: the configured queue).
+
+        Returning acknowledges; raising fails the attempt (retried with backoff); raising
+        PermanentError, or failing the last attempt, moves the message to `dead_letter_queue`
+        (default `<queue>.dlq`; None to just mark it failed). `on_dead_letter` runs inside that
+        same transaction.
+        """
+        self._require_started()
+        queue = queue or self.config.queue
+        if dead_letter_queue is DEFAULT_DEAD_LETTER_QUEUE:
+            dead_letter_queue = dead_letter_queue_name(queue)
+        consumer = Consumer(
+            self.store,
+            self.config,
+            self.metrics,
+            ConsumerOptions(
+                queue=queue,
+                handler=handler,
+                concurrency=concurrency or self.config.concurrency,
+                dead_letter_queue=dead_letter_queue,
+                on_dead_letter=on_dead_letter,
+                on_error=self._on_error,
+            ),
+        )
+        consumer.start()
+        self._consumers.append(consumer)
+        return consumer
+
+    def start_dlq_consumer(
+        self, alert: AlertHook | None = None, *, queue: str | None = None
+    ) -> Consumer:
+        """Consume `<queue>.dlq`: log each dead letter at error level and call `alert`."""
+        source = queue or self.config.queue
+        return self.consume(
+            dead_letter_handler(alert),
+            queue=dead_letter_queue_name(source),
+            concurrency=1,
+            dead_letter_queue=None,
+        )
+
+    async def list_dead_letters(
+        self, *, queue: str | None = None, limit: int = 100
+    ) -> list[DeadLetterEntry]:
+        self._require_started()
+        return await self.store.list_dead_letters(
+            dead_letter_queue_name(queue or self.config.queue), limit
+        )
+
+    async def redrive(
+        self,
+        job_ids: Sequence[uuid.UUID] | None = None,
+        *,
+        queue: str | None = None,
+        limit: int = 1000,
+    ) -> list[uuid.UUID]:
+        """Move dead letters (all, or those of `job_ids`) back to their queue with fresh
+        attempts; returns the job ids requeued. Call again until it returns fewer than `limit`.
+        """
+        self._require_started()
+        source = queue or self.config.queue
+        return await self.store.redrive(
+            dead_letter_queue_name(source), source, job_ids, limit, self.config.max_attempts
+        )
+
+    async def run_retention(
+        self, on_batch: Callable[[int], None] | None = None
+    ) -> RetentionResult:
+        self._require_started()
+        return await run_retention(
+            self.store, self.config.retention_hours, self.config.retention_batch_size, on_batch
+        )
+
+    def start_maintenance(self, interval_seconds: float = 300.0) -> None:
+        """Run retention every `interval_seconds` in the background until shutdown."""
+        self._require_started()
+        self._maintenance_task = asyncio.create_task(self._maintain(interval_seconds))
+
+    async def _maintain(self, interval_seconds: float) -> None:
+        while True:
+            try:
+                result = await self.run_retention()
+                if result.deleted:
+                    logger.info("retention deleted %d finished message(s)", result.deleted)
+            except Exception as exc:
+                self.metrics.engine_errors.labels("*", "retention").inc()
+                logger.error("retention failed: %s", exc)
+                if self._on_error is not None:
+                    self._on_error(exc, "retention")
+            await asyncio.sleep(interval_seconds)
+
+    async def depth(self) -> list[QueueDepth]:
+        self._require_started()
+        return await self.store.depth()
+
+    async def start(self) -> None:
+        await self._open()
+        self._shutdown_task = None
+        self._started = True
+
+    async def _open(self) -> None:
+        """Acquire the adapter's resources (connections, listener)."""
+
+    async def _close(self) -> None:
+        """Release the adapter's resources, after every consumer has stopped."""
+
+    async def shutdown(self, grace_seconds: float | None = None) -> None:
+        """Stop every consumer gracefully (see Consumer.stop), then close. Calling it again
+        while it runs waits for the same shutdown; with grace_seconds=0 it cuts the grace."""
+        if not self._started:
+            return
+        if self._shutdown_task is None:
+            self._shutdown_task = asyncio.create_task(self._shutdown(grace_seconds))
+        elif grace_seconds == 0:
+            for consumer in self._consumers:
+                consumer.hurry()
+        await asyncio.shield(self._shutdown_task)
+
+    async def _shutdown(self, grace_seconds: float | None) -> None:
+        if self._maintenance_task is not None:
+            self._maintenance_task.cancel()
+            await asyncio.gather(self._maintenance_task, return_exceptions=True)
+        await asyncio.gather(*(consumer.stop(grace_seconds) for consumer in self._consumers))
+        self._consumers.clear()
+        await self._close()
+        self._started = False
+
+
+def create_queue_adapter(
+    provider: str,
+    config: QueueConfig,
+    *,
+    database_url: str | None = None,
+    on_error: ErrorHook | None = None,
+) -> QueueAdapter:
+    """`postgres` (needs `database_url`, a libpq URL) or `memory` (tests of code above it)."""
+    if provider == "postgres":
+        from ._postgres import PostgresQueueAdapter
+
+        if not database_url:
+            raise ValueError("the postgres queue needs a database URL")
+        return PostgresQueueAdapter(database_url, config, on_error=on_error)
+    if provider == "memory":
+        from ._memory import InMemoryQueueAdapter
+
+        return InMemoryQueueAdapter(config, on_error=on_error)
+    raise ValueError(f"unknown queue provider {provider!r}: use 'postgres' or 'memory'")

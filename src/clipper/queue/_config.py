@@ -1,0 +1,51 @@
+"""The queue's own settings object: the queue package reads no environment itself."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """How the engine behaves. Clipper builds it from its settings; tests build it directly."""
+
+    queue: str = "clips"
+    schema: str = "clipper_queue"
+    visibility_seconds: float = 90.0
+    max_attempts: int = 3
+    backoff_base_ms: int = 1000
+    backoff_max_ms: int = 60_000
+    backoff_jitter: float = 0.2
+    concurrency: int = 4
+    poll_interval_seconds: float = 2.0
+    shutdown_grace_seconds: float = 30.0
+    retention_hours: float = 72.0
+    retention_batch_size: int = 1000
+    pool_max_size: int = 10
+    # Longest pause between reconnect attempts after the database went away.
+    reconnect_max_seconds: float = 5.0
+    # How long start() waits for the database before giving up.
+    startup_timeout_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not _IDENTIFIER.match(self.schema):
+            raise ValueError(f"queue schema must be a lower-case SQL identifier, got {self.schema!r}")
+        if self.visibility_seconds <= 0:
+            raise ValueError("visibility_seconds must be positive")
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts counts the first run and must be at least 1")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """Leases are renewed three times per visibility window, so one late beat costs nothing."""
+        return self.visibility_seconds / 3
+
+
+def dead_letter_queue_name(queue: str) -> str:
+    """`clips` dead-letters into `clips.dlq`."""
+    return f"{queue}.dlq"

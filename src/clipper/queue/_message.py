@@ -1,0 +1,149 @@
+"""Value types of the queue: what is published, what a handler receives, how attempts end."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+JsonObject = dict[str, Any]
+
+
+class Priority(enum.StrEnum):
+    """Clip priority. The queue runs FAST before NORMAL before BULK, FIFO within each."""
+
+    FAST = "fast"
+    NORMAL = "normal"
+    BULK = "bulk"
+
+    @property
+    def rank(self) -> int:
+        """The number stored in the queue; LOWER RUNS FIRST (claims order by rank ascending)."""
+        return _RANKS[self]
+
+    @classmethod
+    def from_rank(cls, rank: int) -> Priority:
+        return _BY_RANK[rank]
+
+
+# The one place where priority names meet numbers (the earlier version inverted them).
+_RANKS = {Priority.FAST: 0, Priority.NORMAL: 1, Priority.BULK: 2}
+_BY_RANK = {rank: priority for priority, rank in _RANKS.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMessage:
+    """A message to publish: the job it is for, its priority and an optional JSON payload.
+
+    The job id is the idempotency key: a queue holds at most one message per job id.
+    """
+
+    job_id: uuid.UUID
+    priority: Priority = Priority.NORMAL
+    payload: JsonObject | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The fencing handle of one claimed attempt: every settle call carries it."""
+
+    message_id: int
+    lease_token: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMessage:
+    """A message as a handler receives it, for one attempt."""
+
+    queue: str
+    job_id: uuid.UUID
+    priority: Priority
+    payload: JsonObject | None
+    attempt: int
+    max_attempts: int
+    enqueued_at: datetime
+    claim: Claim
+    # Seconds from when the message became runnable to this claim, on the database clock.
+    pickup_delay: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """The last error of a message, as stored with it and in its dead letter."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+    def as_json(self) -> JsonObject:
+        return {"type": self.type, "message": self.message, "traceback": self.traceback}
+
+    @classmethod
+    def from_json(cls, data: JsonObject | None) -> ErrorInfo | None:
+        if not data:
+            return None
+        return cls(str(data["type"]), str(data["message"]), str(data.get("traceback", "")))
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that used up its attempts (or failed permanently), as stored in `<queue>.dlq`."""
+
+    source_queue: str
+    job_id: uuid.UUID
+    priority: Priority
+    payload: JsonObject | None
+    attempts: int
+    error: ErrorInfo
+    enqueued_at: datetime
+    failed_at: datetime
+
+    def as_json(self) -> JsonObject:
+        return {
+            "queue": self.source_queue,
+            "payload": self.payload,
+            "attempts": self.attempts,
+            "error": self.error.as_json(),
+            "enqueued_at": self.enqueued_at.isoformat(),
+            "failed_at": self.failed_at.isoformat(),
+        }
+
+    @classmethod
+    def from_payload(cls, job_id: uuid.UUID, priority: Priority, data: JsonObject) -> DeadLetter:
+        """Rebuild a dead letter from the payload of its `<queue>.dlq` message."""
+        return cls(
+            source_queue=str(data["queue"]),
+            job_id=job_id,
+            priority=priority,
+            payload=data.get("payload"),
+            attempts=int(data["attempts"]),
+            error=ErrorInfo.from_json(data.get("error")) or ErrorInfo("Unknown", ""),
+            enqueued_at=datetime.fromisoformat(data["enqueued_at"]),
+            failed_at=datetime.fromisoformat(data["failed_at"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """Messages of one queue by state, read from the store at the time asked."""
+
+    queue: str
+    ready: int = 0
+    scheduled: int = 0
+    active: int = 0
+    oldest_ready_age_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """What `QueueAdapter.health()` reports."""
+
+    database: bool
+    listener: bool
+    detail: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.database and self.listener

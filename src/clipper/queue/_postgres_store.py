@@ -1,0 +1,248 @@
+"""The PostgreSQL store: runs the queries of sql/queries.sql and returns typed values.
+
+This is the only module of the queue package that talks to the database (the listener only
+LISTENs). Connections come from a psycopg pool in autocommit mode: each statement is its own
+short transaction unless a method opens one explicitly.
+"""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from ._backend import DeadLetterEntry, DeadLetterHook, Wakeups
+from ._message import (
+    Claim,
+    DeadLetter,
+    ErrorInfo,
+    Priority,
+    QueueDepth,
+    QueueMessage,
+    ReceivedMessage,
+)
+from ._sql import load_queries, notify_channel
+
+
+class PostgresStore:
+    def __init__(
+        self, pool: AsyncConnectionPool[Any], schema: str, dead_letter_max_attempts: int
+    ) -> None:
+        self._pool = pool
+        self._dead_letter_max_attempts = dead_letter_max_attempts
+        self._queries = load_queries(schema)
+        self._channel = notify_channel(schema)
+        # One retention lock per schema, so two Clipper deployments in one database do not block.
+        self._retention_lock_key = zlib.crc32(f"{schema}.retention".encode())
+        self.wakeups = Wakeups()
+
+    async def _execute(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(self._queries[name], params)
+            return await cursor.fetchall() if cursor.description else []
+
+    async def publish(
+        self, queue: str, message: QueueMessage, *, max_attempts: int, delay: float, conn: Any
+    ) -> bool:
+        params = {
+            "queue": queue,
+            "job_id": message.job_id,
+            "priority": message.priority.rank,
+            "payload": None if message.payload is None else Jsonb(message.payload),
+            "max_attempts": max_attempts,
+            "delay": delay,
+            "channel": self._channel,
+        }
+        if conn is None:
+            rows = await self._execute("publish", params)
+        else:
+            driver = await driver_connection(conn)
+            cursor = await driver.execute(self._queries["publish"], params)
+            rows = await cursor.fetchall()
+        return bool(rows)
+
+    async def claim(self, queue: str, limit: int, visibility: float) -> list[ReceivedMessage]:
+        rows = await self._execute(
+            "claim", {"queue": queue, "limit": limit, "visibility": visibility}
+        )
+        return [
+            ReceivedMessage(
+                queue=queue,
+                job_id=job_id,
+                priority=Priority.from_rank(priority),
+                payload=payload,
+                attempt=attempts,
+                max_attempts=max_attempts,
+                enqueued_at=created_at,
+                claim=Claim(message_id, token),
+                pickup_delay=max(0.0, pickup_delay),
+            )
+            for (message_id, token, job_id, priority, payload, attempts, max_attempts,
+                 created_at, pickup_delay) in rows
+        ]
+
+    async def claim_expired_final(self, queue: str, limit: int, visibility: float) -> list[Claim]:
+        rows = await self._execute(
+            "claim_expired_final", {"queue": queue, "limit": limit, "visibility": visibility}
+        )
+        return [Claim(message_id, token) for message_id, token in rows]
+
+    def _batch(self, claims: Sequence[Claim]) -> dict[str, Any]:
+        return {
+            "ids": [claim.message_id for claim in claims],
+            "tokens": [claim.lease_token for claim in claims],
+            "channel": self._channel,
+        }
+
+    async def complete(self, claims: Sequence[Claim]) -> set[int]:
+        return {row[0] for row in await self._execute("complete", self._batch(claims))}
+
+    async def extend(self, claims: Sequence[Claim], seconds: float) -> set[int]:
+        params = self._batch(claims) | {"seconds": seconds}
+        return {row[0] for row in await self._execute("extend", params)}
+
+    async def release(self, claims: Sequence[Claim]) -> set[int]:
+        return {row[0] for row in await self._execute("release", self._batch(claims))}
+
+    async def retry(self, claim: Claim, delay: float, error: ErrorInfo) -> bool:
+        rows = await self._execute(
+            "retry",
+            {
+                "id": claim.message_id,
+                "token": claim.lease_token,
+                "delay": delay,
+                "error": Jsonb(error.as_json()),
+                "channel": self._channel,
+            },
+        )
+        return bool(rows)
+
+    async def dead_letter(
+        self,
+        claim: Claim,
+        error: ErrorInfo,
+        dead_letter_queue: str | None,
+        hook: DeadLetterHook | None,
+    ) -> DeadLetter | None:
+        params = {
+            "id": claim.message_id,
+            "token": claim.lease_token,
+            "error": Jsonb(error.as_json()),
+            "dead_letter_queue": dead_letter_queue,
+            "dead_letter_max_attempts": self._dead_letter_max_attempts,
+            "channel": self._channel,
+        }
+        async with self._pool.connection() as conn, conn.transaction():
+            cursor = await conn.execute(self._queries["dead_letter"], params)
+            row = await cursor.fetchone()
+            if row is None:
+                return None
+            queue, job_id, priority, payload, attempts, created_at, finished_at, _ = row
+            letter = DeadLetter(
+                source_queue=queue,
+                job_id=job_id,
+                priority=Priority.from_rank(priority),
+                payload=payload,
+                attempts=attempts,
+                error=error,
+                enqueued_at=created_at,
+                failed_at=finished_at,
+            )
+            if hook is not None:
+                await hook(letter, conn)
+            return letter
+
+    async def next_due(self, queue: str) -> float | None:
+        rows = await self._execute("next_due", {"queue": queue})
+        seconds = rows[0][0] if rows else None
+        return None if seconds is None else max(0.0, float(seconds))
+
+    async def depth(self) -> list[QueueDepth]:
+        rows = await self._execute("depth", {})
+        return [
+            QueueDepth(queue, ready, scheduled, active, oldest)
+            for queue, ready, scheduled, active, oldest in rows
+        ]
+
+    async def delete_finished(self, retention_hours: float, batch_size: int) -> int | None:
+        async with self._pool.connection() as conn, conn.transaction():
+            cursor = await conn.execute(
+                self._queries["try_retention_lock"], {"lock_key": self._retention_lock_key}
+            )
+            row = await cursor.fetchone()
+            if not (row and row[0]):
+                return None
+            cursor = await conn.execute(
+                self._queries["delete_finished"],
+                {"retention_hours": retention_hours, "batch": batch_size},
+            )
+            return cursor.rowcount
+
+    async def list_dead_letters(self, dead_letter_queue: str, limit: int) -> list[DeadLetterEntry]:
+        rows = await self._execute(
+            "list_dead_letters",
+            {"dead_letter_queue": dead_letter_queue, "after_id": 0, "limit": limit},
+        )
+        entries = []
+        for job_id, priority, payload, state, _created_at in rows:
+            letter = DeadLetter.from_payload(job_id, Priority.from_rank(priority), payload)
+            entries.append(DeadLetterEntry(job_id, letter, state))
+        return entries
+
+    async def redrive(
+        self,
+        dead_letter_queue: str,
+        source_queue: str,
+        job_ids: Sequence[uuid.UUID] | None,
+        limit: int,
+        max_attempts: int,
+    ) -> list[uuid.UUID]:
+        rows = await self._execute(
+            "redrive",
+            {
+                "dead_letter_queue": dead_letter_queue,
+                "source_queue": source_queue,
+                "job_ids": None if job_ids is None else list(job_ids),
+                "limit": limit,
+                "max_attempts": max_attempts,
+                "channel": self._channel,
+            },
+        )
+        return [row[0] for row in rows]
+
+    async def ping(self) -> bool:
+        await self._execute("ping", {})
+        return True
+
+
+async def driver_connection(conn: Any) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection behind a caller's psycopg or SQLAlchemy async connection/session.
+
+    Publishing on it joins the caller's open transaction: the message commits or rolls back
+    with the caller's own writes.
+    """
+    if isinstance(conn, psycopg.AsyncConnection):
+        return conn
+    # Imported here so the queue works without SQLAlchemy for callers that never pass one.
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+    if isinstance(conn, AsyncSession):
+        conn = await conn.connection()
+    if isinstance(conn, AsyncConnection):
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        if isinstance(driver, psycopg.AsyncConnection):
+            return driver
+        raise TypeError(
+            "publish(conn=...) needs SQLAlchemy on the psycopg driver (postgresql+psycopg://), "
+            f"got {type(driver).__name__}"
+        )
+    raise TypeError(
+        "publish(conn=...) takes a psycopg.AsyncConnection or a SQLAlchemy AsyncConnection / "
+        f"AsyncSession, got {type(conn).__name__}"
+    )

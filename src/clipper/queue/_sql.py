@@ -1,0 +1,28 @@
+"""Loads sql/queries.sql into a name -> query map, with the schema filled in once."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+
+from psycopg import sql
+
+_HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+@cache
+def load_queries(schema: str) -> dict[str, bytes]:
+    """Every named query of the engine, as bytes ready to execute (and auto-prepare)."""
+    text = resources.files(__package__).joinpath("sql/queries.sql").read_text()
+    parts = _HEADER.split(text)[1:]
+    queries: dict[str, bytes] = {}
+    for name, body in zip(parts[::2], parts[1::2], strict=True):
+        template = sql.SQL(body.strip())  # type: ignore[arg-type]  # loaded from our own file
+        queries[name] = template.format(schema=sql.Identifier(schema)).as_string(None).encode()
+    return queries
+
+
+def notify_channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel of a schema's queues; the payload names the queue."""
+    return f"{schema}_wakeup"

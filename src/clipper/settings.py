@@ -1,0 +1,145 @@
+"""Clipper's configuration, read once per process from the environment (and `.env`)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .queue import QueueConfig
+
+logger = logging.getLogger("clipper")
+
+# Settings whose values may hold credentials: never echoed in errors or logs.
+SECRET_SETTINGS = frozenset({"DATABASE_URL"})
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names it and never shows a secret."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias="DATABASE_URL",
+        description="PostgreSQL URL; unset: an embedded PostgreSQL under .clipper/pgdata.",
+    )
+    queue_provider: Literal["postgres", "memory", "pgboss"] = Field(
+        default="postgres", validation_alias="QUEUE_PROVIDER"
+    )
+    queue_schema: str = Field(
+        default="clipper_queue",
+        validation_alias=AliasChoices("QUEUE_SCHEMA", "PG_BOSS_SCHEMA"),
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+    )
+    queue_name: str = Field(default="clips", validation_alias="QUEUE_NAME", min_length=1)
+    queue_visibility_sec: float = Field(default=90, validation_alias="QUEUE_VISIBILITY_SEC", gt=0)
+    queue_max_attempts: int = Field(default=3, validation_alias="QUEUE_MAX_ATTEMPTS", ge=1)
+    queue_retry_backoff_ms_base: int = Field(
+        default=1000, validation_alias="QUEUE_RETRY_BACKOFF_MS_BASE", ge=0
+    )
+    queue_retry_backoff_ms_max: int = Field(
+        default=60_000, validation_alias="QUEUE_RETRY_BACKOFF_MS_MAX", ge=0
+    )
+    queue_retry_jitter: float = Field(
+        default=0.2, validation_alias="QUEUE_RETRY_JITTER", ge=0, le=1
+    )
+    queue_concurrency: int = Field(default=4, validation_alias="QUEUE_CONCURRENCY", ge=1, le=1000)
+    queue_poll_interval_sec: float = Field(
+        default=2.0, validation_alias="QUEUE_POLL_INTERVAL_SEC", gt=0
+    )
+    queue_shutdown_grace_sec: float = Field(
+        default=30.0, validation_alias="QUEUE_SHUTDOWN_GRACE_SEC", ge=0
+    )
+    queue_pool_size: int = Field(default=10, validation_alias="QUEUE_POOL_SIZE", ge=2)
+    retention_hours: float = Field(default=72, validation_alias="RETENTION_HOURS", gt=0)
+    maintenance_interval_sec: float = Field(
+        default=300, validation_alias="MAINTENANCE_INTERVAL_SEC", gt=0
+    )
+    auto_migrate: bool = Field(default=False, validation_alias="AUTO_MIGRATE")
+    metrics_port: int = Field(default=9464, validation_alias="METRICS_PORT", ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", validation_alias="LOG_LEVEL"
+    )
+    log_format: Literal["json", "text"] = Field(default="json", validation_alias="LOG_FORMAT")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("queue_provider", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @property
+    def provider(self) -> Literal["postgres", "memory"]:
+        return "memory" if self.queue_provider == "memory" else "postgres"
+
+    def queue_config(self) -> QueueConfig:
+        return QueueConfig(
+            queue=self.queue_name,
+            schema=self.queue_schema,
+            visibility_seconds=self.queue_visibility_sec,
+            max_attempts=self.queue_max_attempts,
+            backoff_base_ms=self.queue_retry_backoff_ms_base,
+            backoff_max_ms=self.queue_retry_backoff_ms_max,
+            backoff_jitter=self.queue_retry_jitter,
+            concurrency=self.queue_concurrency,
+            poll_interval_seconds=self.queue_poll_interval_sec,
+            shutdown_grace_seconds=self.queue_shutdown_grace_sec,
+            retention_hours=self.retention_hours,
+            pool_max_size=self.queue_pool_size,
+        )
+
+
+def load_settings() -> Settings:
+    """Build the settings, turning validation errors into one ConfigError line per setting."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    if settings.queue_provider == "pgboss":
+        logger.warning("QUEUE_PROVIDER=pgboss is an alias: using Clipper's PostgreSQL queue")
+    if settings.queue_retry_backoff_ms_base > settings.queue_retry_backoff_ms_max:
+        raise ConfigError(
+            "invalid setting QUEUE_RETRY_BACKOFF_MS_BASE: must not exceed "
+            "QUEUE_RETRY_BACKOFF_MS_MAX"
+        )
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        location = str(error["loc"][0]) if error["loc"] else ""
+        names = _ENV_NAMES.get(location, (location.upper(),))
+        text = f"invalid setting {' / '.join(names)}: {error['msg']}"
+        if not SECRET_SETTINGS.intersection(names) and isinstance(
+            error.get("input"), str | int | float
+        ):
+            text += f" (got {error['input']!r})"
+        problems.append(text)
+    return "; ".join(problems)
+
+
+def _env_names(field_name: str) -> tuple[str, ...]:
+    alias = Settings.model_fields[field_name].validation_alias
+    if isinstance(alias, AliasChoices):
+        return tuple(str(choice) for choice in alias.choices)
+    return (str(alias or field_name.upper()),)
+
+
+# Errors locate a setting by field name or by the alias it was read from; both map here.
+_ENV_NAMES = {
+    key: _env_names(name)
+    for name in Settings.model_fields
+    for key in (name, *_env_names(name))
+}

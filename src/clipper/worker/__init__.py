@@ -1,0 +1,1 @@
+"""The worker process: the queue consumer, the DLQ consumer, maintenance and metrics."""

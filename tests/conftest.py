@@ -1,0 +1,77 @@
+"""Real PostgreSQL for every database test: DATABASE_URL's server when set, else the embedded
+one. Each run migrates one template database and clones it for each test; all are dropped."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from clipper.db import migrate
+from clipper.db.urls import libpq_url
+from clipper.embedded_db import start_embedded_postgres
+
+RUN_ID = uuid.uuid4().hex[:8]
+QUEUE_SCHEMA = "clipper_queue"
+_counter = itertools.count()
+
+
+def database_url(server_url: str, name: str) -> str:
+    return libpq_url(make_url(server_url).set(database=name).render_as_string(hide_password=False))
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        return libpq_url(configured)
+    return start_embedded_postgres(Path(".clipper") / "pgdata")
+
+
+def _create(server_url: str, name: str, template: str | None = None) -> str:
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        admin.execute(statement)
+    return database_url(server_url, name)
+
+
+def _drop(server_url: str, name: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="session")
+def template_database(server_url: str) -> Iterator[str]:
+    name = f"clipper_test_{RUN_ID}_template"
+    url = _create(server_url, name)
+    migrate.upgrade(url, QUEUE_SCHEMA)
+    yield name
+    _drop(server_url, name)
+
+
+@pytest.fixture
+def db_url(server_url: str, template_database: str) -> Iterator[str]:
+    """A migrated database of this test's own."""
+    name = f"clipper_test_{RUN_ID}_{next(_counter)}"
+    url = _create(server_url, name, template=template_database)
+    yield url
+    _drop(server_url, name)
+
+
+@pytest.fixture
+def empty_db_url(server_url: str) -> Iterator[str]:
+    """A database with no schema at all (for migration tests)."""
+    name = f"clipper_test_{RUN_ID}_{next(_counter)}_empty"
+    yield _create(server_url, name)
+    _drop(server_url, name)
