@@ -75,3 +75,35 @@ def empty_db_url(server_url: str) -> Iterator[str]:
     name = f"clipper_test_{RUN_ID}_{next(_counter)}_empty"
     yield _create(server_url, name)
     _drop(server_url, name)
+
+
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster of one test's own, so it can be crashed and restarted
+    without touching the server the other tests use. Binaries come from the pgserver wheel."""
+
+    def __init__(self, data_dir: Path) -> None:
+        import pgserver
+
+        self._server = pgserver.get_server(data_dir, cleanup_mode=None)
+        self.data_dir = data_dir
+        self.url = libpq_url(str(self._server.get_uri()))
+
+    def _pg_ctl(self, *args: str) -> None:
+        from pgserver import _commands
+
+        _commands.pg_ctl(list(args), pgdata=self.data_dir, user=self._server.system_user)
+
+    def crash_restart(self) -> None:
+        """Stop without a checkpoint (as a crash does), then start and recover."""
+        self._pg_ctl("-w", "restart", "-m", "immediate")
+
+    def stop(self) -> None:
+        self._pg_ctl("-w", "stop", "-m", "immediate")
+
+
+@pytest.fixture
+def private_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePostgres]:
+    cluster = PrivatePostgres(tmp_path_factory.mktemp("pg", numbered=True))
+    migrate.upgrade(cluster.url, QUEUE_SCHEMA)
+    yield cluster
+    cluster.stop()

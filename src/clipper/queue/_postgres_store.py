@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import uuid
 import zlib
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -28,6 +28,9 @@ from ._message import (
 )
 from ._sql import load_queries, notify_channel
 
+T = TypeVar("T")
+Connection = psycopg.AsyncConnection[Any]
+
 
 class PostgresStore:
     def __init__(
@@ -41,10 +44,26 @@ class PostgresStore:
         self._retention_lock_key = zlib.crc32(f"{schema}.retention".encode())
         self.wakeups = Wakeups()
 
-    async def _execute(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    async def _with_connection(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run `work` on a pooled connection; when that connection turns out to be dead
+        (killed or the server restarted while it sat idle), run it once more on a fresh one.
+        Every engine statement is safe to repeat: publish is ON CONFLICT DO NOTHING, settles
+        are fenced by the lease token, and a transaction that failed rolled back whole."""
+        try:
+            async with self._pool.connection() as conn:
+                return await work(conn)
+        except psycopg.OperationalError:
+            if not conn.broken:
+                raise
         async with self._pool.connection() as conn:
+            return await work(conn)
+
+    async def _execute(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        async def work(conn: Connection) -> list[tuple[Any, ...]]:
             cursor = await conn.execute(self._queries[name], params)
             return await cursor.fetchall() if cursor.description else []
+
+        return await self._with_connection(work)
 
     async def publish(
         self, queue: str, message: QueueMessage, *, max_attempts: int, delay: float, conn: Any
@@ -137,25 +156,28 @@ class PostgresStore:
             "dead_letter_max_attempts": self._dead_letter_max_attempts,
             "channel": self._channel,
         }
-        async with self._pool.connection() as conn, conn.transaction():
-            cursor = await conn.execute(self._queries["dead_letter"], params)
-            row = await cursor.fetchone()
-            if row is None:
-                return None
-            queue, job_id, priority, payload, attempts, created_at, finished_at, _ = row
-            letter = DeadLetter(
-                source_queue=queue,
-                job_id=job_id,
-                priority=Priority.from_rank(priority),
-                payload=payload,
-                attempts=attempts,
-                error=error,
-                enqueued_at=created_at,
-                failed_at=finished_at,
-            )
-            if hook is not None:
-                await hook(letter, conn)
-            return letter
+        async def work(conn: Connection) -> DeadLetter | None:
+            async with conn.transaction():
+                cursor = await conn.execute(self._queries["dead_letter"], params)
+                row = await cursor.fetchone()
+                if row is None:
+                    return None
+                queue, job_id, priority, payload, attempts, created_at, finished_at, _ = row
+                letter = DeadLetter(
+                    source_queue=queue,
+                    job_id=job_id,
+                    priority=Priority.from_rank(priority),
+                    payload=payload,
+                    attempts=attempts,
+                    error=error,
+                    enqueued_at=created_at,
+                    failed_at=finished_at,
+                )
+                if hook is not None:
+                    await hook(letter, conn)
+                return letter
+
+        return await self._with_connection(work)
 
     async def next_due(self, queue: str) -> float | None:
         rows = await self._execute("next_due", {"queue": queue})
@@ -170,18 +192,21 @@ class PostgresStore:
         ]
 
     async def delete_finished(self, retention_hours: float, batch_size: int) -> int | None:
-        async with self._pool.connection() as conn, conn.transaction():
-            cursor = await conn.execute(
-                self._queries["try_retention_lock"], {"lock_key": self._retention_lock_key}
-            )
-            row = await cursor.fetchone()
-            if not (row and row[0]):
-                return None
-            cursor = await conn.execute(
-                self._queries["delete_finished"],
-                {"retention_hours": retention_hours, "batch": batch_size},
-            )
-            return cursor.rowcount
+        async def work(conn: Connection) -> int | None:
+            async with conn.transaction():
+                cursor = await conn.execute(
+                    self._queries["try_retention_lock"], {"lock_key": self._retention_lock_key}
+                )
+                row = await cursor.fetchone()
+                if not (row and row[0]):
+                    return None
+                cursor = await conn.execute(
+                    self._queries["delete_finished"],
+                    {"retention_hours": retention_hours, "batch": batch_size},
+                )
+                return cursor.rowcount
+
+        return await self._with_connection(work)
 
     async def list_dead_letters(self, dead_letter_queue: str, limit: int) -> list[DeadLetterEntry]:
         rows = await self._execute(
