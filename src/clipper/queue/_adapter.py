@@ -154,6 +154,7 @@ class BaseQueueAdapter:
                 on_error=self._on_error,
             ),
         )
+        self._before_first_consumer()
         consumer.start()
         self._consumers.append(consumer)
         return consumer
@@ -228,6 +229,9 @@ class BaseQueueAdapter:
         await self._open()
         self._shutdown_task = None
         self._started = True
+
+    def _before_first_consumer(self) -> None:
+        """Called as each consumer starts; e.g. begin listening for wake-ups."""
 
     async def _open(self) -> None:
         """Acquire the adapter's resources (connections, listener)."""

@@ -41,6 +41,10 @@ class Listener:
         self.alive = False
         self.connected = asyncio.Event()
 
+    @property
+    def started(self) -> bool:
+        return self._task is not None
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="queue-listener")
 
@@ -48,6 +52,7 @@ class Listener:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
         if self._connection is not None:
             await self._connection.close()
         self.alive = False

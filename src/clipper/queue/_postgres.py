@@ -16,7 +16,7 @@ from ._consumer import ErrorHook
 from ._listener import Listener
 from ._message import HealthReport, QueueDepth
 from ._metrics import QueueMetrics
-from ._postgres_store import PostgresStore
+from ._postgres_store import ENGINE_CONNECTION_KWARGS, PostgresStore
 from ._sql import load_queries, notify_channel
 
 logger = logging.getLogger("clipper.queue")
@@ -37,7 +37,7 @@ class PostgresQueueAdapter(BaseQueueAdapter):
             database_url,
             min_size=2,
             max_size=config.pool_max_size,
-            kwargs={"autocommit": True, "application_name": "clipper-queue"},
+            kwargs={**ENGINE_CONNECTION_KWARGS, "application_name": "clipper-queue"},
             timeout=10.0,
             open=False,
         )
@@ -68,12 +68,18 @@ class PostgresQueueAdapter(BaseQueueAdapter):
             self._on_error(exc, operation)
 
     async def _open(self) -> None:
-        """Open the pool (waiting for the database) and start listening for wake-ups."""
+        """Open the pool, waiting for the database up to startup_timeout_seconds."""
         await self._pool.open(wait=True, timeout=self.config.startup_timeout_seconds)
-        self._listener.start()
+
+    def _before_first_consumer(self) -> None:
+        # Only consuming processes listen: a publish-only process (the API) would otherwise
+        # spend CPU receiving its own wake-ups.
+        if not self._listener.started:
+            self._listener.start()
 
     async def _close(self) -> None:
         await self._listener.stop()
+        await self._store.close()
         await self._pool.close()
         self._depth_reader.close()
 
@@ -85,9 +91,12 @@ class PostgresQueueAdapter(BaseQueueAdapter):
                 database = await self._store.ping()
         except Exception as exc:
             detail["database"] = f"{type(exc).__name__}: {exc}"
-        if not self._listener.alive:
+        listener = self._listener.alive or not self._listener.started
+        if not listener:
             detail["listener"] = "not listening (reconnecting)"
-        return HealthReport(database=database, listener=self._listener.alive, detail=detail)
+        elif not self._listener.started:
+            detail["listener"] = "not needed: this process does not consume"
+        return HealthReport(database=database, listener=listener, detail=detail)
 
 
 class _SyncDepthReader:

@@ -7,6 +7,7 @@ short transaction unless a method opens one explicitly.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,12 +32,65 @@ from ._sql import load_queries, notify_channel
 T = TypeVar("T")
 Connection = psycopg.AsyncConnection[Any]
 
+# Settings of every connection the engine opens (never of a caller's connection). The engine's
+# statements are prepared after a few runs; with plan_cache_mode=auto PostgreSQL kept
+# re-planning them with custom plans, doubling the cost of a claim (0.37 -> 0.19 ms measured).
+# Their plans do not depend on the parameter values, so the generic plan is always right.
+ENGINE_CONNECTION_KWARGS: dict[str, Any] = {
+    "autocommit": True,
+    "options": "-c plan_cache_mode=force_generic_plan",
+}
+
+
+class Lane:
+    """One connection held for a sequential hot path: publishing, claiming, acknowledging.
+
+    Hand-written because psycopg_pool's checkout and return cost ~80 us per statement on the
+    reference machine (a publish ran at 1,976/s through the pool and 2,522/s on a held
+    connection), which is a third of a publish. A lane that is busy (concurrent callers) or
+    not yet connected is simply skipped in favour of the pool, so it never queues anyone.
+    """
+
+    def __init__(self, conninfo: str, name: str) -> None:
+        self._conninfo = conninfo
+        self._name = name
+        self._lock = asyncio.Lock()
+        self._connection: Connection | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    async def run(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        async with self._lock:
+            if self._connection is None or self._connection.closed:
+                self._connection = await psycopg.AsyncConnection.connect(
+                    self._conninfo,
+                    application_name=f"clipper-queue-{self._name}",
+                    **ENGINE_CONNECTION_KWARGS,
+                )
+            try:
+                return await work(self._connection)
+            finally:
+                if self._connection.broken:
+                    self._connection = None
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._connection is not None:
+                await self._connection.close()
+                self._connection = None
+
 
 class PostgresStore:
     def __init__(
         self, pool: AsyncConnectionPool[Any], schema: str, dead_letter_max_attempts: int
     ) -> None:
         self._pool = pool
+        conninfo = pool.conninfo
+        self._publish_lane = Lane(conninfo, "publish")
+        self._claim_lane = Lane(conninfo, "claim")
+        self._ack_lane = Lane(conninfo, "ack")
         self._dead_letter_max_attempts = dead_letter_max_attempts
         self._queries = load_queries(schema)
         self._channel = notify_channel(schema)
@@ -44,26 +98,37 @@ class PostgresStore:
         self._retention_lock_key = zlib.crc32(f"{schema}.retention".encode())
         self.wakeups = Wakeups()
 
-    async def _with_connection(self, work: Callable[[Connection], Awaitable[T]]) -> T:
-        """Run `work` on a pooled connection; when that connection turns out to be dead
-        (killed or the server restarted while it sat idle), run it once more on a fresh one.
-        Every engine statement is safe to repeat: publish is ON CONFLICT DO NOTHING, settles
-        are fenced by the lease token, and a transaction that failed rolled back whole."""
-        try:
-            async with self._pool.connection() as conn:
-                return await work(conn)
-        except psycopg.OperationalError:
-            if not conn.broken:
-                raise
-        async with self._pool.connection() as conn:
-            return await work(conn)
+    async def _with_connection(
+        self, work: Callable[[Connection], Awaitable[T]], lane: Lane | None = None
+    ) -> T:
+        """Run `work` on the lane's connection when it is free, else on a pooled one; when
+        that connection turns out to be dead (killed, or the server restarted while it sat
+        idle), run it once more on a fresh one. Every engine statement is safe to repeat:
+        publish is ON CONFLICT DO NOTHING, settles are fenced by the lease token, and a
+        transaction that failed rolled back whole."""
+        for last_try in (False, True):
+            try:
+                if lane is not None and not lane.busy:
+                    return await lane.run(work)
+                async with self._pool.connection() as conn:
+                    return await work(conn)
+            except psycopg.OperationalError as exc:
+                if last_try or not _connection_lost(exc):
+                    raise
+        raise AssertionError("unreachable")
 
-    async def _execute(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    async def _execute(
+        self, name: str, params: dict[str, Any], lane: Lane | None = None
+    ) -> list[tuple[Any, ...]]:
         async def work(conn: Connection) -> list[tuple[Any, ...]]:
             cursor = await conn.execute(self._queries[name], params)
             return await cursor.fetchall() if cursor.description else []
 
-        return await self._with_connection(work)
+        return await self._with_connection(work, lane)
+
+    async def close(self) -> None:
+        for lane in (self._publish_lane, self._claim_lane, self._ack_lane):
+            await lane.close()
 
     async def publish(
         self, queue: str, message: QueueMessage, *, max_attempts: int, delay: float, conn: Any
@@ -78,7 +143,7 @@ class PostgresStore:
             "channel": self._channel,
         }
         if conn is None:
-            rows = await self._execute("publish", params)
+            rows = await self._execute("publish", params, self._publish_lane)
         else:
             driver = await driver_connection(conn)
             cursor = await driver.execute(self._queries["publish"], params)
@@ -87,7 +152,7 @@ class PostgresStore:
 
     async def claim(self, queue: str, limit: int, visibility: float) -> list[ReceivedMessage]:
         rows = await self._execute(
-            "claim", {"queue": queue, "limit": limit, "visibility": visibility}
+            "claim", {"queue": queue, "limit": limit, "visibility": visibility}, self._claim_lane
         )
         return [
             ReceivedMessage(
@@ -119,7 +184,8 @@ class PostgresStore:
         }
 
     async def complete(self, claims: Sequence[Claim]) -> set[int]:
-        return {row[0] for row in await self._execute("complete", self._batch(claims))}
+        rows = await self._execute("complete", self._batch(claims), self._ack_lane)
+        return {row[0] for row in rows}
 
     async def extend(self, claims: Sequence[Claim], seconds: float) -> set[int]:
         params = self._batch(claims) | {"seconds": seconds}
@@ -243,6 +309,13 @@ class PostgresStore:
     async def ping(self) -> bool:
         await self._execute("ping", {})
         return True
+
+
+def _connection_lost(exc: psycopg.OperationalError) -> bool:
+    """The error came from a dead connection (not from the statement itself)."""
+    return isinstance(exc, psycopg.errors.AdminShutdown | psycopg.errors.ConnectionFailure) or (
+        exc.sqlstate is None
+    )
 
 
 async def driver_connection(conn: Any) -> psycopg.AsyncConnection[Any]:
