@@ -22,7 +22,6 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -32,7 +31,13 @@ from sqlalchemy.engine import make_url
 from clipper.db import migrate
 from clipper.db.urls import libpq_url
 from clipper.embedded_db import resolve_database_url
-from clipper.queue import JobContext, PostgresQueueAdapter, QueueConfig, QueueMessage, ReceivedMessage
+from clipper.queue import (
+    JobContext,
+    PostgresQueueAdapter,
+    QueueConfig,
+    QueueMessage,
+    ReceivedMessage,
+)
 
 SCHEMA = "clipper_queue"
 RAW_CLAIM_BATCH = 100
@@ -133,10 +138,13 @@ async def bench_drain(url: str, count: int, concurrency: int) -> float:
     await adapter.shutdown()
     with psycopg.connect(url) as conn:
         row = conn.execute(
-            sql.SQL("SELECT count(*) FROM {}.messages WHERE queue = %s AND state = 'completed'")
-            .format(sql.Identifier(SCHEMA)), (queue,),
+            sql.SQL(
+                "SELECT count(*) FROM {}.messages WHERE queue = %s AND state = 'completed'"
+            ).format(sql.Identifier(SCHEMA)),
+            (queue,),
         ).fetchone()
-    assert row is not None and row[0] == count, f"only {row} of {count} completed"
+    if row is None or row[0] != count:
+        raise RuntimeError(f"only {row} of {count} messages completed")
     return count / elapsed
 
 
@@ -167,20 +175,27 @@ async def bench_latency(url: str, count: int) -> list[float]:
     adapter = PostgresQueueAdapter(url, config(4))
     await adapter.start()
     started_at: dict[str, float] = {}
+    all_started = asyncio.Event()
 
     async def record(message: ReceivedMessage, context: JobContext) -> None:
         started_at[str(message.job_id)] = time.monotonic()
+        if len(started_at) == count:
+            all_started.set()
 
     adapter.consume(record, queue="latency")
     await asyncio.sleep(0.5)  # the consumer is idle and listening
     publisher = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.queue_bench", "--publisher", url, str(count),
+        sys.executable,
+        "-m",
+        "bench.queue_bench",
+        "--publisher",
+        url,
+        str(count),
         stdout=subprocess.PIPE,
     )
     output, _ = await publisher.communicate()
-    deadline = time.monotonic() + 10
-    while len(started_at) < count and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    async with asyncio.timeout(10):
+        await all_started.wait()
     await adapter.shutdown()
     latencies = []
     for line in output.decode().splitlines():
@@ -207,7 +222,7 @@ async def paced_publisher(url: str, count: int) -> None:
 
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -219,14 +234,22 @@ async def run(args: argparse.Namespace) -> None:
     url = libpq_url(make_url(server).set(database=name).render_as_string(hide_password=False))
     try:
         migrate.upgrade(url, SCHEMA)
-        print(f"server: {server.split('@')[-1]}   synchronous_commit={sync_commit[0] if sync_commit else '?'}")
+        commit_mode = sync_commit[0] if sync_commit else "?"
+        print(f"server: {server.split('@')[-1]}   synchronous_commit={commit_mode}")
         for result in await bench_publish(url, args.publish):
             print(result.line())
         raw = raw_drain_rate(url, args.drain)
         for concurrency in (4, 16):
             rate = await bench_drain(url, args.drain, concurrency)
-            print(Result(f"(b) drain {args.drain:,} no-ops, concurrency {concurrency}", rate, raw).line())
-        print(f"    raw reference: claim {RAW_CLAIM_BATCH} per statement with SKIP LOCKED, complete per batch")
+            print(
+                Result(
+                    f"(b) drain {args.drain:,} no-ops, concurrency {concurrency}", rate, raw
+                ).line()
+            )
+        print(
+            f"    raw reference: claim {RAW_CLAIM_BATCH} per statement with SKIP LOCKED, "
+            "complete per batch"
+        )
         latencies = await bench_latency(url, args.latency)
         print(
             f"(c) pickup latency, {len(latencies)} msgs 20 ms apart:  "
@@ -242,7 +265,9 @@ def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--publisher":
         asyncio.run(paced_publisher(sys.argv[2], int(sys.argv[3])))
         return
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--publish", type=int, default=3000, help="messages for (a)")
     parser.add_argument("--drain", type=int, default=10_000, help="messages for (b)")
     parser.add_argument("--latency", type=int, default=500, help="messages for (c)")

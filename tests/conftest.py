@@ -84,14 +84,15 @@ class PrivatePostgres:
     def __init__(self, data_dir: Path) -> None:
         import pgserver
 
-        self._server = pgserver.get_server(data_dir, cleanup_mode=None)
+        self._server = pgserver.get_server(data_dir, cleanup_mode=None)  # type: ignore[attr-defined]
         self.data_dir = data_dir
         self.url = libpq_url(str(self._server.get_uri()))
 
     def _pg_ctl(self, *args: str) -> None:
         from pgserver import _commands
 
-        _commands.pg_ctl(list(args), pgdata=self.data_dir, user=self._server.system_user)
+        pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]  # made at import time
+        pg_ctl(list(args), pgdata=self.data_dir, user=self._server.system_user)
 
     def crash_restart(self) -> None:
         """Stop without a checkpoint (as a crash does), then start and recover."""

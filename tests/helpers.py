@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 
 async def wait_for(
-    condition: Callable[[], bool | Awaitable[bool]],
+    condition: Callable[[], object],
     *,
     timeout: float = 10.0,
     interval: float = 0.01,
@@ -20,7 +20,7 @@ async def wait_for(
     while True:
         result = condition()
         if inspect.isawaitable(result):
-            result = await result
+            result = await result  # an async predicate
         if result:
             return
         if time.monotonic() > deadline:

@@ -33,7 +33,9 @@ def start_embedded_postgres(data_dir: Path = DEFAULT_DATA_DIR) -> str:
             "set DATABASE_URL, or install it with: pip install -e '.[embedded]'"
         ) from None
     data_dir.mkdir(parents=True, exist_ok=True)
-    server: Any = pgserver.get_server(data_dir.resolve(), cleanup_mode="stop")
+    # pgserver exports get_server without declaring it for type checkers.
+    get_server: Any = pgserver.get_server  # type: ignore[attr-defined]
+    server = get_server(data_dir.resolve(), cleanup_mode="stop")
     url = str(server.get_uri())
     logger.info("using the embedded PostgreSQL in %s", data_dir)
     return url

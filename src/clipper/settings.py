@@ -139,7 +139,5 @@ def _env_names(field_name: str) -> tuple[str, ...]:
 
 # Errors locate a setting by field name or by the alias it was read from; both map here.
 _ENV_NAMES = {
-    key: _env_names(name)
-    for name in Settings.model_fields
-    for key in (name, *_env_names(name))
+    key: _env_names(name) for name in Settings.model_fields for key in (name, *_env_names(name))
 }

@@ -65,7 +65,7 @@ class Harness:
     async def _sql(self, query: str, params: dict[str, Any] | None = None) -> list[Any]:
         assert self.db_url
         async with await psycopg.AsyncConnection.connect(self.db_url, autocommit=True) as conn:
-            cursor = await conn.execute(query.replace("{schema}", QUEUE_SCHEMA), params)  # type: ignore[arg-type]
+            cursor = await conn.execute(query.replace("{schema}", QUEUE_SCHEMA), params)
             return await cursor.fetchall() if cursor.description else []
 
     async def expire_leases(self) -> None:

@@ -11,11 +11,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_worker(url: str, mode: str, concurrency: int = 4, visibility: float = 30.0) -> subprocess.Popen[str]:
+def start_worker(
+    url: str, mode: str, concurrency: int = 4, visibility: float = 30.0
+) -> subprocess.Popen[str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.queue.worker_process", url, mode, str(concurrency),
-         str(visibility)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True, env=os.environ.copy(),
+        [
+            sys.executable,
+            "-m",
+            "tests.queue.worker_process",
+            url,
+            mode,
+            str(concurrency),
+            str(visibility),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
     )
     assert process.stdout is not None
     line = process.stdout.readline()  # blocks until the consumer is running

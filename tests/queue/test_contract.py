@@ -12,6 +12,7 @@ from prometheus_client import generate_latest
 
 from clipper.queue import (
     DeadLetter,
+    ErrorInfo,
     JobContext,
     LeaseLostError,
     PermanentError,
@@ -105,7 +106,8 @@ async def test_failures_back_off_exponentially_then_dead_letter(harness: Harness
     await wait_for(lambda: _state_is(harness, job, "failed"), message="dead letter")
     assert [m.attempt for m in recorder.seen] == [1, 2, 3]  # QUEUE_MAX_ATTEMPTS runs in total
     gaps = [b - a for a, b in zip(recorder.started_at, recorder.started_at[1:], strict=False)]
-    assert gaps[0] >= 0.100 and gaps[1] >= 0.200, gaps  # honoured from the first retry
+    assert gaps[0] >= 0.100, gaps  # the backoff is honoured from the first retry
+    assert gaps[1] >= 0.200, gaps
     [entry] = await adapter.list_dead_letters()
     letter = entry.letter
     assert (letter.job_id, letter.source_queue, letter.attempts) == (job, "clips", 3)
@@ -150,7 +152,8 @@ async def test_dead_letter_hook_sees_the_letter(harness: Harness) -> None:
     await adapter.publish(QueueMessage(job))
     adapter.consume(Recorder(fail_until=1), on_dead_letter=hook)
     await wait_for(lambda: letters, message="the hook")
-    assert letters[0].job_id == job and letters[0].error.type == "RuntimeError"
+    assert letters[0].job_id == job
+    assert letters[0].error.type == "RuntimeError"
 
 
 async def test_a_stale_attempt_cannot_settle_the_newer_one(harness: Harness) -> None:
@@ -172,9 +175,7 @@ async def test_a_stale_attempt_cannot_settle_the_newer_one(harness: Harness) -> 
     assert await store.complete([second.claim]) == {second.claim.message_id}
 
 
-def _error() -> object:
-    from clipper.queue import ErrorInfo
-
+def _error() -> ErrorInfo:
     return ErrorInfo("RuntimeError", "late")
 
 
@@ -344,11 +345,13 @@ async def test_dlq_consumer_logs_and_alerts(
     with caplog.at_level(logging.ERROR, logger="clipper.queue.dlq"):
         adapter.start_dlq_consumer(alert)
         await wait_for(lambda: alerts, message="the alert")
-    assert alerts[0].job_id == job and alerts[0].attempts == 1
+    assert alerts[0].job_id == job
+    assert alerts[0].attempts == 1
     record = next(r for r in caplog.records if r.name == "clipper.queue.dlq")
     assert record.levelno == logging.ERROR
-    assert record.job_id == str(job) and record.attempts == 1  # type: ignore[attr-defined]
-    assert record.error_type == "RuntimeError"  # type: ignore[attr-defined]
+    assert getattr(record, "job_id", None) == str(job)
+    assert getattr(record, "attempts", None) == 1
+    assert getattr(record, "error_type", None) == "RuntimeError"
     await wait_for(lambda: _state_is(harness, job, "completed", "clips.dlq"))
 
 
@@ -371,7 +374,8 @@ async def test_retention_deletes_old_finished_messages_only(harness: Harness) ->
     await harness.age_finished(hours=2)
     result = await adapter.run_retention()
     assert result.deleted == 2
-    assert await harness.state(done) is None and await harness.state(dead) is None
+    assert await harness.state(done) is None
+    assert await harness.state(dead) is None
     assert await harness.state(waiting) == ("ready", 0)
     assert await harness.state(dead, "clips.dlq") == ("ready", 0)  # unfinished: kept
 

@@ -4,6 +4,7 @@ connections, a crashed server, and the races other queues shipped."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from typing import Any
@@ -34,7 +35,8 @@ async def sql(url: str, query: str, params: Any = None) -> list[Any]:
 
 async def count_state(url: str, state: str, queue: str = "clips") -> int:
     rows = await sql(
-        url, "SELECT count(*) FROM clipper_queue.messages WHERE queue = %s AND state = %s",
+        url,
+        "SELECT count(*) FROM clipper_queue.messages WHERE queue = %s AND state = %s",
         (queue, state),
     )
     return int(rows[0][0])
@@ -113,8 +115,11 @@ async def test_publish_errors_reach_the_caller(db_url: str) -> None:
 
 async def test_no_message_runs_in_two_handlers_at_once_across_processes(db_url: str) -> None:
     jobs = [uuid.uuid4() for _ in range(3000)]
-    await sql(db_url, "CREATE TABLE runs (job_id uuid PRIMARY KEY, running int NOT NULL DEFAULT 0,"
-                      " runs int NOT NULL DEFAULT 0, max_running int NOT NULL DEFAULT 0)")
+    await sql(
+        db_url,
+        "CREATE TABLE runs (job_id uuid PRIMARY KEY, running int NOT NULL DEFAULT 0,"
+        " runs int NOT NULL DEFAULT 0, max_running int NOT NULL DEFAULT 0)",
+    )
     adapter = PostgresQueueAdapter(db_url, fast_config())
     await adapter.start()
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
@@ -127,13 +132,17 @@ async def test_no_message_runs_in_two_handlers_at_once_across_processes(db_url: 
     workers = [start_worker(db_url, "count", concurrency=8) for _ in range(3)]
     try:
         await wait_for(
-            lambda: _all_completed(db_url, len(jobs)), timeout=90, interval=0.2,
+            lambda: _all_completed(db_url, len(jobs)),
+            timeout=90,
+            interval=0.2,
             message="3000 messages completed",
         )
     finally:
         codes = [sigterm(worker) for worker in workers]
     assert codes == [0, 0, 0]
-    rows = await sql(db_url, "SELECT min(runs), max(runs), max(max_running), sum(running) FROM runs")
+    rows = await sql(
+        db_url, "SELECT min(runs), max(runs), max(max_running), sum(running) FROM runs"
+    )
     assert rows == [(1, 1, 1, 0)]
 
 
@@ -168,14 +177,17 @@ async def test_poison_message_that_kills_every_worker_reaches_the_dlq(
     pg_harness: Harness, db_url: str
 ) -> None:
     await sql(db_url, "CREATE TABLE started (job_id uuid, attempt int, pid int)")
-    adapter = await pg_harness.adapter(max_attempts=3, visibility_seconds=1.0,
-                                       poll_interval_seconds=0.2)
+    adapter = await pg_harness.adapter(
+        max_attempts=3, visibility_seconds=1.0, poll_interval_seconds=0.2
+    )
     job = uuid.uuid4()
     await adapter.publish(QueueMessage(job))
     for attempt in (1, 2, 3):
         worker = start_worker(db_url, "hang", visibility=1.0)
         await wait_for(
-            lambda a=attempt: _has_attempt(db_url, a), timeout=15, message=f"attempt {attempt}"
+            functools.partial(_has_attempt, db_url, attempt),
+            timeout=15,
+            message=f"attempt {attempt}",
         )
         sigkill(worker)
     recorder = Recorder()
@@ -212,8 +224,11 @@ async def test_consumer_survives_killed_connections_and_listens_again(
         "WHERE datname = current_database() AND application_name LIKE 'clipper-queue%%'",
     )
     assert len(killed) >= 2  # the listener and pooled connections
-    await wait_for(lambda: adapter.listener.alive and _pid_changed(adapter, old_pid),
-                   timeout=10, message="LISTEN re-established")
+    await wait_for(
+        lambda: adapter.listener.alive and _pid_changed(adapter, old_pid),
+        timeout=10,
+        message="LISTEN re-established",
+    )
     jobs = [uuid.uuid4() for _ in range(5)]
     for job in jobs:
         await adapter.publish(QueueMessage(job))
@@ -251,8 +266,12 @@ async def test_no_message_is_lost_when_postgres_crashes_and_restarts(
         adapter.consume(handler)
         await wait_for(lambda: len(seen) >= 50, message="work under way")
         await asyncio.to_thread(private_postgres.crash_restart)
-        await wait_for(lambda: _all_completed(url, len(jobs)), timeout=60, interval=0.2,
-                       message="every message completed after the restart")
+        await wait_for(
+            lambda: _all_completed(url, len(jobs)),
+            timeout=60,
+            interval=0.2,
+            message="every message completed after the restart",
+        )
         await wait_for(lambda: adapter.listener.alive, timeout=10, message="listener back")
     finally:
         await adapter.shutdown(grace_seconds=1)

@@ -22,8 +22,13 @@ from tests.queue.conftest import fast_config
 
 async def main(url: str, mode: str, concurrency: int, visibility: float) -> None:
     adapter = PostgresQueueAdapter(
-        url, fast_config(visibility_seconds=visibility, concurrency=concurrency,
-                         poll_interval_seconds=0.2, pool_max_size=concurrency + 4)
+        url,
+        fast_config(
+            visibility_seconds=visibility,
+            concurrency=concurrency,
+            poll_interval_seconds=0.2,
+            pool_max_size=concurrency + 4,
+        ),
     )
     counters: psycopg.AsyncConnection[Any] = await psycopg.AsyncConnection.connect(
         url, autocommit=True

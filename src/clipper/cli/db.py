@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from ..db import migrate
@@ -15,7 +17,9 @@ app = typer.Typer(
 
 @app.command()
 def upgrade(
-    revision: str = typer.Argument("head", help="Target revision; 'head' is the newest."),
+    revision: Annotated[
+        str, typer.Argument(help="Target revision; 'head' is the newest.")
+    ] = "head",
 ) -> None:
     """Apply migrations up to REVISION. Safe to run again: applied ones are skipped."""
     settings = settings_or_exit()
@@ -24,7 +28,9 @@ def upgrade(
 
 
 @app.command()
-def downgrade(revision: str = typer.Argument(..., help="Revision to go back to, or 'base'.")) -> None:
+def downgrade(
+    revision: Annotated[str, typer.Argument(help="Revision to go back to, or 'base'.")],
+) -> None:
     """Revert migrations down to REVISION (drops what later ones created, data included)."""
     settings = settings_or_exit()
     migrate.downgrade(database_url_or_exit(settings), settings.queue_schema, revision)

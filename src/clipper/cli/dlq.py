@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -34,14 +36,14 @@ def consume(ctx: typer.Context) -> None:
             typer.echo(f"consuming {dead_letter_queue_name(settings.queue_name)} (Ctrl-C to stop)")
             await asyncio.Event().wait()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         run(main())
-    except KeyboardInterrupt:
-        pass
 
 
 @app.command("list")
-def list_letters(limit: int = typer.Option(50, min=1, help="Most letters to show.")) -> None:
+def list_letters(
+    limit: Annotated[int, typer.Option(min=1, help="Most letters to show.")] = 50,
+) -> None:
     """Show dead letters, oldest first, with their last error."""
     settings = settings_or_exit()
 
@@ -52,9 +54,11 @@ def list_letters(limit: int = typer.Option(50, min=1, help="Most letters to show
         for entry in entries:
             letter = entry.letter
             table.add_row(
-                str(letter.job_id), str(letter.attempts),
+                str(letter.job_id),
+                str(letter.attempts),
                 f"{letter.error.type}: {letter.error.message}"[:80],
-                letter.failed_at.isoformat(timespec="seconds"), entry.state,
+                letter.failed_at.isoformat(timespec="seconds"),
+                entry.state,
             )
         Console().print(table)
 
@@ -63,8 +67,8 @@ def list_letters(limit: int = typer.Option(50, min=1, help="Most letters to show
 
 @app.command()
 def requeue(
-    job_ids: list[uuid.UUID] = typer.Argument(None, help="Job ids to requeue."),
-    all_letters: bool = typer.Option(False, "--all", help="Requeue every dead letter."),
+    job_ids: Annotated[list[uuid.UUID] | None, typer.Argument(help="Job ids to requeue.")] = None,
+    all_letters: Annotated[bool, typer.Option("--all", help="Requeue every dead letter.")] = False,
 ) -> None:
     """Put dead letters back on the queue with fresh attempts (a redrive).
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -26,8 +27,13 @@ def stats() -> None:
             health = await adapter.health()
         table = Table("queue", "ready", "scheduled", "active", "oldest ready (s)")
         for row in depth:
-            table.add_row(row.queue, str(row.ready), str(row.scheduled), str(row.active),
-                          f"{row.oldest_ready_age_seconds:.1f}")
+            table.add_row(
+                row.queue,
+                str(row.ready),
+                str(row.scheduled),
+                str(row.active),
+                f"{row.oldest_ready_age_seconds:.1f}",
+            )
         Console().print(table)
         Console().print(f"database ok: {health.database}")
 
@@ -36,9 +42,11 @@ def stats() -> None:
 
 @app.command()
 def publish(
-    count: int = typer.Option(1, min=1, help="How many messages (each a new job id)."),
-    priority: Priority = typer.Option(Priority.NORMAL, help="fast, normal or bulk."),
-    job_id: uuid.UUID | None = typer.Option(None, help="Publish this job id (count must be 1)."),
+    count: Annotated[int, typer.Option(min=1, help="How many messages (each a new job id).")] = 1,
+    priority: Annotated[Priority, typer.Option(help="fast, normal or bulk.")] = Priority.NORMAL,
+    job_id: Annotated[
+        uuid.UUID | None, typer.Option(help="Publish this job id (count must be 1).")
+    ] = None,
 ) -> None:
     """Publish test messages to QUEUE_NAME; a job id already queued is skipped."""
     if job_id is not None and count != 1:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from ..db import migrate
@@ -10,19 +12,26 @@ from ._runtime import database_url_or_exit, run, settings_or_exit
 
 
 def worker(
-    concurrency: int | None = typer.Option(
-        None, min=1, help="Jobs run at once (default QUEUE_CONCURRENCY)."
-    ),
-    migrate_first: bool = typer.Option(
-        None, "--migrate/--no-migrate",
-        help="Apply database migrations before starting (default AUTO_MIGRATE).",
-    ),
-    dlq: bool = typer.Option(
-        True, "--dlq/--no-dlq", help="Also run the dead-letter consumer (logs and alerts)."
-    ),
-    metrics_port: int | None = typer.Option(
-        None, help="Serve Prometheus metrics on 127.0.0.1:PORT (default METRICS_PORT; 0: off)."
-    ),
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Jobs run at once (default QUEUE_CONCURRENCY).")
+    ] = None,
+    migrate_first: Annotated[
+        bool | None,
+        typer.Option(
+            "--migrate/--no-migrate",
+            help="Apply database migrations before starting (default AUTO_MIGRATE).",
+        ),
+    ] = None,
+    dlq: Annotated[
+        bool,
+        typer.Option("--dlq/--no-dlq", help="Also run the dead-letter consumer (logs, alerts)."),
+    ] = True,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve Prometheus metrics on 127.0.0.1:PORT (default METRICS_PORT; 0: off)."
+        ),
+    ] = None,
 ) -> None:
     """Run a worker: claim jobs from QUEUE_NAME and run them, with retries, dead-lettering,
     lease heartbeats and retention. Ctrl-C (SIGINT) or SIGTERM stops it gracefully: no new

@@ -68,6 +68,7 @@ __all__ = [
     "QueueNotStartedError",
     "ReceivedMessage",
     "RetentionResult",
+    "create_queue_adapter",
     "current_job_id",
     "dead_letter_queue_name",
     "retry_delay_seconds",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import enum
 import logging
@@ -52,7 +53,7 @@ class QueueAdapter(Protocol):
         *,
         queue: str | None = None,
         concurrency: int | None = None,
-        dead_letter_queue: str | None | Literal[_Default.DEAD_LETTER_QUEUE] = (
+        dead_letter_queue: str | Literal[_Default.DEAD_LETTER_QUEUE] | None = (
             DEFAULT_DEAD_LETTER_QUEUE
         ),
         on_dead_letter: DeadLetterHook | None = None,
@@ -60,12 +61,34 @@ class QueueAdapter(Protocol):
 
     async def shutdown(self, grace_seconds: float | None = None) -> None: ...
 
+    def start_dlq_consumer(
+        self, alert: AlertHook | None = None, *, queue: str | None = None
+    ) -> Consumer: ...
+
+    async def list_dead_letters(
+        self, *, queue: str | None = None, limit: int = 100
+    ) -> list[DeadLetterEntry]: ...
+
+    async def redrive(
+        self,
+        job_ids: Sequence[uuid.UUID] | None = None,
+        *,
+        queue: str | None = None,
+        limit: int = 1000,
+    ) -> list[uuid.UUID]: ...
+
+    async def run_retention(
+        self, on_batch: Callable[[int], None] | None = None
+    ) -> RetentionResult: ...
+
+    def start_maintenance(self, interval_seconds: float = 300.0) -> None: ...
+
     async def health(self) -> HealthReport: ...
 
     async def depth(self) -> list[QueueDepth]: ...
 
 
-class BaseQueueAdapter:
+class BaseQueueAdapter(abc.ABC):
     """Publishing, consuming, dead letters and retention over a QueueBackend."""
 
     def __init__(
@@ -84,8 +107,12 @@ class BaseQueueAdapter:
         self._started = False
 
     @property
-    def store(self) -> QueueBackend:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def store(self) -> QueueBackend: ...
+
+    @abc.abstractmethod
+    async def health(self) -> HealthReport:
+        """Database connectivity and whether the wake-up listener is alive."""
 
     def _require_started(self) -> None:
         if not self._started:
@@ -125,7 +152,7 @@ class BaseQueueAdapter:
         *,
         queue: str | None = None,
         concurrency: int | None = None,
-        dead_letter_queue: str | None | Literal[_Default.DEAD_LETTER_QUEUE] = (
+        dead_letter_queue: str | Literal[_Default.DEAD_LETTER_QUEUE] | None = (
             DEFAULT_DEAD_LETTER_QUEUE
         ),
         on_dead_letter: DeadLetterHook | None = None,
@@ -195,9 +222,7 @@ class BaseQueueAdapter:
             dead_letter_queue_name(source), source, job_ids, limit, self.config.max_attempts
         )
 
-    async def run_retention(
-        self, on_batch: Callable[[int], None] | None = None
-    ) -> RetentionResult:
+    async def run_retention(self, on_batch: Callable[[int], None] | None = None) -> RetentionResult:
         self._require_started()
         return await run_retention(
             self.store, self.config.retention_hours, self.config.retention_batch_size, on_batch
@@ -230,12 +255,15 @@ class BaseQueueAdapter:
         self._shutdown_task = None
         self._started = True
 
+    @abc.abstractmethod
     def _before_first_consumer(self) -> None:
         """Called as each consumer starts; e.g. begin listening for wake-ups."""
 
+    @abc.abstractmethod
     async def _open(self) -> None:
-        """Acquire the adapter's resources (connections, listener)."""
+        """Acquire the adapter's resources (connections)."""
 
+    @abc.abstractmethod
     async def _close(self) -> None:
         """Release the adapter's resources, after every consumer has stopped."""
 

@@ -24,4 +24,4 @@ def retry_delay_seconds(
     exponent = min(failed_attempt - 1, 62)  # 2**62 ms already exceeds any sane cap
     nominal_ms = min(max_ms, base_ms * (2**exponent))
     spread = (rng or random).uniform(0.0, jitter) if jitter > 0 else 0.0
-    return nominal_ms * (1.0 + spread) / 1000.0
+    return float(nominal_ms * (1.0 + spread) / 1000.0)

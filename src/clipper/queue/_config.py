@@ -32,7 +32,9 @@ class QueueConfig:
 
     def __post_init__(self) -> None:
         if not _IDENTIFIER.match(self.schema):
-            raise ValueError(f"queue schema must be a lower-case SQL identifier, got {self.schema!r}")
+            raise ValueError(
+                f"queue schema must be a lower-case SQL identifier, got {self.schema!r}"
+            )
         if self.visibility_seconds <= 0:
             raise ValueError("visibility_seconds must be positive")
         if self.max_attempts < 1:

@@ -119,7 +119,10 @@ class Consumer:
                 continue
             self._signal.clear()
             try:
-                if timed_out or loop.time() - self._last_sweep >= self._config.poll_interval_seconds:
+                if (
+                    timed_out
+                    or loop.time() - self._last_sweep >= self._config.poll_interval_seconds
+                ):
                     await self._sweep_expired()
                 messages = await self._store.claim(
                     self.queue, free, self._config.visibility_seconds
@@ -218,8 +221,13 @@ class Consumer:
     async def _settle_failure(self, message: ReceivedMessage, failure: BaseException) -> None:
         self._failed.inc()
         error = error_info(failure)
-        log = {"job_id": str(message.job_id), "queue": self.queue, "attempt": message.attempt,
-               "max_attempts": message.max_attempts, "error": f"{error.type}: {error.message}"}
+        log = {
+            "job_id": str(message.job_id),
+            "queue": self.queue,
+            "attempt": message.attempt,
+            "max_attempts": message.max_attempts,
+            "error": f"{error.type}: {error.message}",
+        }
         if isinstance(failure, PermanentError) or message.attempt >= message.max_attempts:
             await self._dead_letter(message.claim, error)
             return
@@ -254,9 +262,14 @@ class Consumer:
         self._dead_lettered.inc()
         logger.error(
             "message dead-lettered after %d attempt(s): %s: %s",
-            letter.attempts, error.type, error.message,
-            extra={"job_id": str(letter.job_id), "queue": self.queue,
-                   "dead_letter_queue": self._options.dead_letter_queue},
+            letter.attempts,
+            error.type,
+            error.message,
+            extra={
+                "job_id": str(letter.job_id),
+                "queue": self.queue,
+                "dead_letter_queue": self._options.dead_letter_queue,
+            },
         )
 
     async def _persist(
@@ -379,9 +392,7 @@ class Consumer:
         # asyncio.wait never cancels what it waits for: cancelling `finished` leaves handlers be.
         finished = asyncio.ensure_future(asyncio.wait(set(self._attempt_tasks)))
         hurried = asyncio.ensure_future(self._hurry.wait())
-        await asyncio.wait(
-            {finished, hurried}, timeout=grace, return_when=asyncio.FIRST_COMPLETED
-        )
+        await asyncio.wait({finished, hurried}, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
         finished.cancel()
         hurried.cancel()
 
@@ -395,7 +406,10 @@ class Consumer:
     def _report(self, exc: BaseException, operation: str) -> None:
         self._metrics.engine_errors.labels(self.queue, operation).inc()
         logger.error(
-            "queue engine error during %s: %s: %s", operation, type(exc).__name__, exc,
+            "queue engine error during %s: %s: %s",
+            operation,
+            type(exc).__name__,
+            exc,
             extra={"queue": self.queue, "operation": operation},
         )
         if self._options.on_error is not None:

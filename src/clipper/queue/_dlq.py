@@ -13,16 +13,20 @@ logger = logging.getLogger("clipper.queue.dlq")
 AlertHook = Callable[[DeadLetter], Awaitable[None]]
 
 
-def dead_letter_handler(alert: AlertHook | None) -> Callable[[ReceivedMessage, JobContext],
-                                                             Awaitable[None]]:
+def dead_letter_handler(
+    alert: AlertHook | None,
+) -> Callable[[ReceivedMessage, JobContext], Awaitable[None]]:
     """A handler for `<queue>.dlq`: log the letter, then call `alert` (its failure retries)."""
 
     async def handle(message: ReceivedMessage, context: JobContext) -> None:
         letter = DeadLetter.from_payload(message.job_id, message.priority, message.payload or {})
         logger.error(
             "dead letter: job %s of %s failed after %d attempt(s): %s: %s",
-            letter.job_id, letter.source_queue, letter.attempts,
-            letter.error.type, letter.error.message,
+            letter.job_id,
+            letter.source_queue,
+            letter.attempts,
+            letter.error.type,
+            letter.error.message,
             extra={
                 "job_id": str(letter.job_id),
                 "queue": letter.source_queue,

@@ -31,5 +31,15 @@ class InMemoryQueueAdapter(BaseQueueAdapter):
     def store(self) -> MemoryStore:
         return self._store
 
+    # Memory holds no connections and needs no wake-up listener.
+    def _before_first_consumer(self) -> None:
+        return None
+
+    async def _open(self) -> None:
+        return None
+
+    async def _close(self) -> None:
+        return None
+
     async def health(self) -> HealthReport:
         return HealthReport(database=True, listener=True)

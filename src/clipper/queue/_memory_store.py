@@ -56,8 +56,14 @@ class MemoryStore:
     def _insert(self, queue: str, message: QueueMessage, max_attempts: int, delay: float) -> None:
         now = self._clock()
         row = _Row(
-            next(self._ids), queue, message.job_id, message.priority, message.payload,
-            max_attempts, run_after=now + delay, created_at=now,
+            next(self._ids),
+            queue,
+            message.job_id,
+            message.priority,
+            message.payload,
+            max_attempts,
+            run_after=now + delay,
+            created_at=now,
         )
         self._rows[row.id] = row
         self._by_job[(queue, message.job_id)] = row.id
@@ -82,11 +88,16 @@ class MemoryStore:
     async def claim(self, queue: str, limit: int, visibility: float) -> list[ReceivedMessage]:
         now = self._clock()
         runnable = [
-            row for row in self._rows.values()
-            if row.queue == queue and (
+            row
+            for row in self._rows.values()
+            if row.queue == queue
+            and (
                 (row.state == "ready" and row.run_after <= now)
-                or (row.state == "active" and row.lease_until <= now
-                    and row.attempts < row.max_attempts)
+                or (
+                    row.state == "active"
+                    and row.lease_until <= now
+                    and row.attempts < row.max_attempts
+                )
             )
         ]
         runnable.sort(key=lambda row: (row.priority.rank, row.id))
@@ -95,20 +106,32 @@ class MemoryStore:
             pickup_delay = max(0.0, now - row.run_after)
             row.state, row.attempts = "active", row.attempts + 1
             row.lease_token, row.lease_until = uuid.uuid4(), now + visibility
-            claimed.append(ReceivedMessage(
-                queue=queue, job_id=row.job_id, priority=row.priority, payload=row.payload,
-                attempt=row.attempts, max_attempts=row.max_attempts,
-                enqueued_at=_datetime(row.created_at), claim=Claim(row.id, row.lease_token),
-                pickup_delay=pickup_delay,
-            ))
+            claimed.append(
+                ReceivedMessage(
+                    queue=queue,
+                    job_id=row.job_id,
+                    priority=row.priority,
+                    payload=row.payload,
+                    attempt=row.attempts,
+                    max_attempts=row.max_attempts,
+                    enqueued_at=_datetime(row.created_at),
+                    claim=Claim(row.id, row.lease_token),
+                    pickup_delay=pickup_delay,
+                )
+            )
         return claimed
 
     async def claim_expired_final(self, queue: str, limit: int, visibility: float) -> list[Claim]:
         now = self._clock()
-        claims = []
+        claims: list[Claim] = []
         for row in self._rows.values():
-            if (row.queue == queue and row.state == "active" and row.lease_until <= now
-                    and row.attempts >= row.max_attempts and len(claims) < limit):
+            if (
+                row.queue == queue
+                and row.state == "active"
+                and row.lease_until <= now
+                and row.attempts >= row.max_attempts
+                and len(claims) < limit
+            ):
                 row.lease_token, row.lease_until = uuid.uuid4(), now + visibility
                 claims.append(Claim(row.id, row.lease_token))
         return claims
@@ -160,9 +183,14 @@ class MemoryStore:
             return None
         now = self._clock()
         letter = DeadLetter(
-            source_queue=row.queue, job_id=row.job_id, priority=row.priority,
-            payload=row.payload, attempts=row.attempts, error=error,
-            enqueued_at=_datetime(row.created_at), failed_at=_datetime(now),
+            source_queue=row.queue,
+            job_id=row.job_id,
+            priority=row.priority,
+            payload=row.payload,
+            attempts=row.attempts,
+            error=error,
+            enqueued_at=_datetime(row.created_at),
+            failed_at=_datetime(now),
         )
         if hook is not None:
             await hook(letter, None)  # raising here leaves the message as it was, like a rollback
@@ -214,7 +242,8 @@ class MemoryStore:
     async def delete_finished(self, retention_hours: float, batch_size: int) -> int | None:
         horizon = self._clock() - retention_hours * 3600
         doomed = [
-            row for row in self._rows.values()
+            row
+            for row in self._rows.values()
             if row.finished_at is not None and row.finished_at < horizon
         ][:batch_size]
         for row in doomed:
@@ -228,7 +257,8 @@ class MemoryStore:
         )[:limit]
         return [
             DeadLetterEntry(
-                row.job_id, DeadLetter.from_payload(row.job_id, row.priority, row.payload or {}),
+                row.job_id,
+                DeadLetter.from_payload(row.job_id, row.priority, row.payload or {}),
                 row.state,
             )
             for row in rows

@@ -43,17 +43,23 @@ class QueueMetrics:
             "clipper_queue_released", "Attempts given back at shutdown (attempt not counted)."
         )
         self.engine_errors = counter(
-            "clipper_queue_engine_errors", "Errors of the engine itself (database, listener).",
+            "clipper_queue_engine_errors",
+            "Errors of the engine itself (database, listener).",
             "operation",
         )
         self.handler_seconds = Histogram(
-            "clipper_queue_handler_duration_seconds", "Handler run time per attempt.",
-            ["queue", "outcome"], buckets=_DURATION_BUCKETS, registry=self.registry,
+            "clipper_queue_handler_duration_seconds",
+            "Handler run time per attempt.",
+            ["queue", "outcome"],
+            buckets=_DURATION_BUCKETS,
+            registry=self.registry,
         )
         self.pickup_seconds = Histogram(
             "clipper_queue_pickup_latency_seconds",
             "From runnable to claimed, on the database clock.",
-            ["queue"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+            ["queue"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
 
     def watch_depth(self, read_depth: Callable[[], list[QueueDepth]]) -> None:
@@ -71,7 +77,8 @@ class _DepthCollector(Collector):
         )
         oldest = GaugeMetricFamily(
             "clipper_queue_oldest_ready_age_seconds",
-            "Age of the oldest message waiting to run.", labels=["queue"],
+            "Age of the oldest message waiting to run.",
+            labels=["queue"],
         )
         up = GaugeMetricFamily(
             "clipper_queue_depth_scrape_ok", "1 when the depth could be read from the store."

@@ -41,7 +41,7 @@ class PostgresQueueAdapter(BaseQueueAdapter):
             timeout=10.0,
             open=False,
         )
-        self._store = PostgresStore(self._pool, config.schema, config.max_attempts)
+        self._store = PostgresStore(self._pool, database_url, config.schema, config.max_attempts)
         self._listener = Listener(
             database_url,
             notify_channel(config.schema),
@@ -114,7 +114,9 @@ class _SyncDepthReader:
             try:
                 if self._connection is None or self._connection.closed:
                     self._connection = psycopg.connect(
-                        self._database_url, autocommit=True, connect_timeout=5,
+                        self._database_url,
+                        autocommit=True,
+                        connect_timeout=5,
                         application_name="clipper-queue-metrics",
                         options="-c statement_timeout=5000",
                     )

@@ -84,10 +84,13 @@ class Lane:
 
 class PostgresStore:
     def __init__(
-        self, pool: AsyncConnectionPool[Any], schema: str, dead_letter_max_attempts: int
+        self,
+        pool: AsyncConnectionPool[Any],
+        conninfo: str,
+        schema: str,
+        dead_letter_max_attempts: int,
     ) -> None:
         self._pool = pool
-        conninfo = pool.conninfo
         self._publish_lane = Lane(conninfo, "publish")
         self._claim_lane = Lane(conninfo, "claim")
         self._ack_lane = Lane(conninfo, "ack")
@@ -166,8 +169,17 @@ class PostgresStore:
                 claim=Claim(message_id, token),
                 pickup_delay=max(0.0, pickup_delay),
             )
-            for (message_id, token, job_id, priority, payload, attempts, max_attempts,
-                 created_at, pickup_delay) in rows
+            for (
+                message_id,
+                token,
+                job_id,
+                priority,
+                payload,
+                attempts,
+                max_attempts,
+                created_at,
+                pickup_delay,
+            ) in rows
         ]
 
     async def claim_expired_final(self, queue: str, limit: int, visibility: float) -> list[Claim]:
@@ -222,6 +234,7 @@ class PostgresStore:
             "dead_letter_max_attempts": self._dead_letter_max_attempts,
             "channel": self._channel,
         }
+
         async def work(conn: Connection) -> DeadLetter | None:
             async with conn.transaction():
                 cursor = await conn.execute(self._queries["dead_letter"], params)

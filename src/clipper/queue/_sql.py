@@ -18,7 +18,7 @@ def load_queries(schema: str) -> dict[str, bytes]:
     parts = _HEADER.split(text)[1:]
     queries: dict[str, bytes] = {}
     for name, body in zip(parts[::2], parts[1::2], strict=True):
-        template = sql.SQL(body.strip())  # type: ignore[arg-type]  # loaded from our own file
+        template = sql.SQL(body.strip())
         queries[name] = template.format(schema=sql.Identifier(schema)).as_string(None).encode()
     return queries
 

@@ -41,12 +41,14 @@ async def run_worker(settings: Settings, database_url: str, options: WorkerOptio
     adapter.start_maintenance(settings.maintenance_interval_sec)
     logger.info(
         "worker consuming %r with concurrency %d (Ctrl-C to stop)",
-        consumer.queue, options.concurrency or config.concurrency,
+        consumer.queue,
+        options.concurrency or config.concurrency,
     )
     await stop.wait()
     logger.info(
         "stopping: no new claims; waiting up to %.0fs for %d running job(s)",
-        config.shutdown_grace_seconds, consumer.running,
+        config.shutdown_grace_seconds,
+        consumer.running,
     )
     shutdown = asyncio.create_task(adapter.shutdown())
     hard = asyncio.create_task(hard_stop.wait())
