@@ -1,0 +1,104 @@
+"""The command line, run as a person runs it."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests.cli_helpers import clipper
+
+COMMANDS = [
+    [],
+    ["worker"],
+    ["db"],
+    ["db", "upgrade"],
+    ["db", "downgrade"],
+    ["db", "current"],
+    ["dlq"],
+    ["dlq", "list"],
+    ["dlq", "requeue"],
+    ["queue"],
+    ["queue", "stats"],
+    ["queue", "publish"],
+    ["queue", "retention"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "clipper")
+def test_every_command_has_help(command: list[str]) -> None:
+    result = clipper(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage: " in result.stdout
+
+
+def _count(url: str, state: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM clipper_queue.messages WHERE state = %s", (state,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_publish_stats_and_retention(db_url: str) -> None:
+    published = clipper(
+        "queue", "publish", "--count", "3", "--priority", "fast", DATABASE_URL=db_url
+    )
+    assert published.returncode == 0, published.stderr
+    assert "published 3 of 3" in published.stdout
+    assert _count(db_url, "ready") == 3
+    stats = clipper("queue", "stats", DATABASE_URL=db_url)
+    assert stats.returncode == 0, stats.stderr
+    assert "clips" in stats.stdout
+    assert " 3 " in stats.stdout
+    retention = clipper("queue", "retention", DATABASE_URL=db_url)
+    assert "deleted 0 finished message(s)" in retention.stdout
+    assert _count(db_url, "ready") == 3  # unfinished messages stay
+
+
+def test_dlq_list_and_requeue(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "INSERT INTO clipper_queue.messages (queue, job_id, priority, state, attempts,"
+            " max_attempts, finished_at) VALUES ('clips', %(j)s, 1, 'failed', 3, 3, now())",
+            {"j": "3f0c1c2e-0000-4000-8000-000000000001"},
+        )
+        conn.execute(
+            "INSERT INTO clipper_queue.messages (queue, job_id, priority, payload, max_attempts)"
+            " VALUES ('clips.dlq', %(j)s, 1, jsonb_build_object('queue', 'clips', 'payload',"
+            " null, 'attempts', 3, 'error', jsonb_build_object('type', 'Boom', 'message',"
+            " 'it broke'), 'enqueued_at', '2026-11-29T10:00:00+00:00', 'failed_at',"
+            " '2026-11-29T10:01:00+00:00'), 3)",
+            {"j": "3f0c1c2e-0000-4000-8000-000000000001"},
+        )
+    listed = clipper("dlq", "list", DATABASE_URL=db_url)
+    assert listed.returncode == 0, listed.stderr
+    assert "3f0c1c2e-0000-4000-8000-000000000001" in listed.stdout
+    assert "Boom: it broke" in listed.stdout
+    refused = clipper("dlq", "requeue", DATABASE_URL=db_url)
+    assert refused.returncode == 2
+    assert "name job ids, or pass --all" in refused.stderr
+    requeued = clipper("dlq", "requeue", "--all", DATABASE_URL=db_url)
+    assert "requeued 1 job(s)" in requeued.stdout
+    assert _count(db_url, "ready") == 1
+
+
+def test_bad_setting_is_one_line_naming_it() -> None:
+    result = clipper(
+        "queue",
+        "stats",
+        QUEUE_CONCURRENCY="many",
+        DATABASE_URL="postgresql://u:hunter2@127.0.0.1:1/x",
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "invalid setting QUEUE_CONCURRENCY" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_database_is_a_clear_error_without_the_password() -> None:
+    result = clipper("queue", "stats", DATABASE_URL="postgresql://u:hunter2@127.0.0.1:1/x")
+    assert result.returncode == 2
+    assert "cannot reach the database named by DATABASE_URL" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,96 @@
+"""Settings: the earlier version's names and defaults, aliases, one clear line per bad value,
+and never a secret in an error."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from clipper.settings import ConfigError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    for name in (
+        "DATABASE_URL",
+        "QUEUE_PROVIDER",
+        "QUEUE_SCHEMA",
+        "PG_BOSS_SCHEMA",
+        "QUEUE_VISIBILITY_SEC",
+        "QUEUE_MAX_ATTEMPTS",
+        "QUEUE_CONCURRENCY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(str(tmp_path))  # no stray .env file
+
+
+def test_defaults_are_the_earlier_versions() -> None:
+    settings = load_settings()
+    config = settings.queue_config()
+    assert settings.provider == "postgres"
+    assert (config.queue, config.visibility_seconds, config.max_attempts) == ("clips", 90, 3)
+    assert (config.backoff_base_ms, config.backoff_max_ms, config.concurrency) == (1000, 60000, 4)
+    assert config.retention_hours == 72
+    assert settings.database_url is None
+
+
+def test_pgboss_provider_and_schema_are_accepted_as_aliases(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("QUEUE_PROVIDER", "pgboss")
+    monkeypatch.setenv("PG_BOSS_SCHEMA", "legacy_queue")
+    with caplog.at_level(logging.WARNING):
+        settings = load_settings()
+    assert settings.provider == "postgres"
+    assert settings.queue_config().schema == "legacy_queue"
+    assert "QUEUE_PROVIDER=pgboss is an alias" in caplog.text
+
+
+def test_memory_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUEUE_PROVIDER", "MEMORY")
+    assert load_settings().provider == "memory"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("QUEUE_VISIBILITY_SEC", "soon"),
+        ("QUEUE_VISIBILITY_SEC", "0"),
+        ("QUEUE_MAX_ATTEMPTS", "0"),
+        ("QUEUE_CONCURRENCY", "-1"),
+        ("QUEUE_PROVIDER", "rabbit"),
+        ("QUEUE_SCHEMA", "Drop Table"),
+        ("RETENTION_HOURS", "forever"),
+    ],
+)
+def test_a_bad_value_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert name in message
+    assert "\n" not in message
+
+
+def test_backoff_base_above_max_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUEUE_RETRY_BACKOFF_MS_BASE", "5000")
+    monkeypatch.setenv("QUEUE_RETRY_BACKOFF_MS_MAX", "1000")
+    with pytest.raises(ConfigError, match="QUEUE_RETRY_BACKOFF_MS_BASE"):
+        load_settings()
+
+
+def test_errors_never_show_the_database_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:hunter2@db/clipper")
+    monkeypatch.setenv("QUEUE_CONCURRENCY", "lots")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert "hunter2" not in str(raised.value)
+    assert "hunter2" not in repr(load_settings_safely(monkeypatch))
+
+
+def load_settings_safely(monkeypatch: pytest.MonkeyPatch) -> object:
+    monkeypatch.delenv("QUEUE_CONCURRENCY")
+    return load_settings()  # its repr must hide DATABASE_URL too

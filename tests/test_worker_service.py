@@ -1,0 +1,100 @@
+"""`clipper worker` as a process: it works the queue, serves metrics, and stops cleanly."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+
+import psycopg
+import pytest
+
+from tests.cli_helpers import CLIPPER, ROOT, environment
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _publish(url: str, count: int) -> list[uuid.UUID]:
+    jobs = [uuid.uuid4() for _ in range(count)]
+    with psycopg.connect(url) as conn:
+        for job in jobs:
+            conn.execute(
+                "INSERT INTO clipper_queue.messages (queue, job_id, priority, max_attempts)"
+                " VALUES ('clips', %s, 1, 3)",
+                (job,),
+            )
+    return jobs
+
+
+def _states(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT state, count(*) FROM clipper_queue.messages GROUP BY state"
+        ).fetchall()
+    return {state: count for state, count in rows}
+
+
+def _wait(condition: object, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+def _start(*args: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*CLIPPER, "worker", *args],
+        env=environment(**env),
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_worker_runs_jobs_serves_metrics_and_stops_on_signal(
+    db_url: str, stop_signal: signal.Signals
+) -> None:
+    _publish(db_url, 5)
+    port = _free_port()
+    worker = _start("--metrics-port", str(port), DATABASE_URL=db_url)
+    try:
+        _wait(lambda: _states(db_url).get("completed") == 5)
+
+        def scrape() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
+                return str(page.read().decode())
+
+        _wait(lambda: 'clipper_queue_completed_total{queue="clips"} 5.0' in scrape())
+        assert "clipper_queue_depth_scrape_ok 1.0" in scrape()
+    finally:
+        worker.send_signal(stop_signal)
+        output, _ = worker.communicate(timeout=30)
+    assert worker.returncode == 0, output
+    assert "worker stopped" in output
+    assert '"job_id"' in output  # JSON lines carrying the job id
+
+
+def test_worker_migrates_an_empty_database_when_asked(empty_db_url: str) -> None:
+    worker = _start("--migrate", "--metrics-port", "0", DATABASE_URL=empty_db_url)
+    try:
+        _wait(lambda: _has_queue_table(empty_db_url))
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=30)
+    assert worker.returncode == 0, output
+
+
+def _has_queue_table(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT to_regclass('clipper_queue.messages')").fetchone()
+    return bool(row and row[0])
