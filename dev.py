@@ -43,6 +43,12 @@ def run(*command: str) -> int:
     return subprocess.call(list(command), cwd=ROOT)
 
 
+def become(*command: str) -> None:
+    """Replace this process with `command`, so Ctrl-C and SIGTERM reach it directly."""
+    os.chdir(ROOT)
+    os.execv(command[0], list(command))
+
+
 def main() -> int:
     verb, args = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
     if verb not in {"run", "test", "check"}:
@@ -50,9 +56,9 @@ def main() -> int:
         return 2
     ensure_environment()
     if verb == "run":
-        return run(str(BIN / "clipper"), "worker", "--migrate", *args)
+        become(str(BIN / "clipper"), "worker", "--migrate", *args)
     if verb == "test":
-        return run(str(BIN / "python"), "-m", "pytest", *args)
+        become(str(BIN / "python"), "-m", "pytest", *args)
     return (
         run(str(BIN / "ruff"), "check", ".")
         or run(str(BIN / "ruff"), "format", "--check", ".")

@@ -7,6 +7,7 @@ The server binaries come from the `pgserver` wheel (extra `embedded`); data live
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,10 @@ def start_embedded_postgres(data_dir: Path = DEFAULT_DATA_DIR) -> str:
     last of them exits.
     """
     try:
-        import pgserver
+        with warnings.catch_warnings():
+            # platformdirs warns at import when XDG_RUNTIME_DIR is unset; /tmp is fine here.
+            warnings.simplefilter("ignore")
+            import pgserver
     except ImportError:
         raise EmbeddedDatabaseUnavailableError(
             "DATABASE_URL is unset and the embedded PostgreSQL is not installed: "

@@ -68,5 +68,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("psycopg.pool", "alembic.runtime.migration"):
+    for noisy in ("psycopg.pool", "alembic.runtime.migration", "pgserver"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

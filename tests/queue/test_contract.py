@@ -393,3 +393,30 @@ async def test_health_and_metrics_report_depth(harness: Harness) -> None:
     assert 'clipper_queue_depth{queue="clips",state="ready"} 3.0' in text
     assert 'clipper_queue_depth{queue="clips",state="scheduled"} 1.0' in text
     assert "clipper_queue_oldest_ready_age_seconds" in text
+
+
+async def test_messages_claimed_during_shutdown_go_back_at_once(harness: Harness) -> None:
+    adapter = await harness.adapter()
+    job = uuid.uuid4()
+    await adapter.publish(QueueMessage(job))
+    store = adapter.store
+    claim_sent, stop_requested = asyncio.Event(), asyncio.Event()
+    real_claim = store.claim
+
+    async def claim_in_flight(queue: str, limit: int, visibility: float) -> list[ReceivedMessage]:
+        claimed = await real_claim(queue, limit, visibility)
+        claim_sent.set()
+        await stop_requested.wait()  # the answer arrives after shutdown began
+        return claimed
+
+    store.claim = claim_in_flight  # type: ignore[method-assign]
+    recorder = Recorder()
+    consumer = adapter.consume(recorder)
+    await wait_event(claim_sent)
+    stopping = asyncio.create_task(consumer.stop(grace_seconds=5))
+    await wait_for(lambda: consumer._stopping.is_set(), message="stop under way")
+    stop_requested.set()
+    await stopping
+    assert recorder.seen == []  # never started
+    assert await harness.state(job) == ("ready", 0)  # back at once, attempt not counted
+    assert metric(adapter, "clipper_queue_released_total") == 1

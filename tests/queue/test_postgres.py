@@ -212,8 +212,14 @@ async def _has_attempt(url: str, attempt: int) -> bool:
 async def test_consumer_survives_killed_connections_and_listens_again(
     pg_harness: Harness, db_url: str
 ) -> None:
-    adapter = await pg_harness.adapter(poll_interval_seconds=1.0)
-    assert isinstance(adapter, PostgresQueueAdapter)
+    errors: list[tuple[str, BaseException]] = []
+    adapter = PostgresQueueAdapter(
+        db_url,
+        fast_config(poll_interval_seconds=1.0),
+        on_error=lambda exc, operation: errors.append((operation, exc)),
+    )
+    await adapter.start()
+    pg_harness.adapters.append(adapter)
     recorder = Recorder()
     adapter.consume(recorder)
     await wait_event_listening(adapter)
@@ -235,6 +241,7 @@ async def test_consumer_survives_killed_connections_and_listens_again(
     await wait_for(lambda: len(recorder.seen) == 5, timeout=10, message="work after the kill")
     assert sorted(recorder.jobs()) == sorted(jobs)
     assert (await adapter.health()).ok
+    assert "listen" in {operation for operation, _ in errors}  # reported, never fatal
 
 
 async def wait_event_listening(adapter: PostgresQueueAdapter) -> None:
