@@ -98,3 +98,15 @@ def _has_queue_table(url: str) -> bool:
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT to_regclass('clipper_queue.messages')").fetchone()
     return bool(row and row[0])
+
+
+def test_a_taken_metrics_port_is_a_clear_startup_error(db_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        worker = _start("--metrics-port", str(port), DATABASE_URL=db_url)
+        output, _ = worker.communicate(timeout=30)
+    assert worker.returncode == 2
+    assert "set METRICS_PORT" in output
+    assert "Traceback" not in output

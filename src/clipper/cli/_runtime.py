@@ -19,6 +19,7 @@ from ..embedded_db import EmbeddedDatabaseUnavailableError, resolve_database_url
 from ..logs import configure_logging, redact
 from ..queue import BaseQueueAdapter, create_queue_adapter
 from ..settings import ConfigError, Settings, load_settings
+from ..worker.service import StartupError
 
 T = TypeVar("T")
 err_console = Console(stderr=True)
@@ -56,6 +57,8 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
     except (PoolTimeout, psycopg.OperationalError) as exc:
         fail(f"cannot reach the database named by DATABASE_URL: {exc}")
+    except StartupError as exc:
+        fail(str(exc))
 
 
 @asynccontextmanager

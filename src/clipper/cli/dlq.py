@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from typing import Annotated
 
@@ -12,9 +10,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from ..queue import dead_letter_queue_name
-from ..worker.handlers import log_alert
-from ._runtime import queue_adapter, run, settings_or_exit
+from ..worker.service import WorkerOptions, run_worker
+from ._runtime import database_url_or_exit, queue_adapter, run, settings_or_exit
 
 app = typer.Typer(
     help="The dead-letter queue (QUEUE_NAME.dlq): jobs that used up their attempts.",
@@ -25,19 +22,14 @@ app = typer.Typer(
 @app.callback()
 def consume(ctx: typer.Context) -> None:
     """Without a sub-command: run the dead-letter consumer until Ctrl-C. It logs each dead
-    letter at error level (job id, attempts, error) and raises an alert."""
+    letter at error level (job id, attempts, error) and raises an alert. (`clipper worker`
+    runs it too, unless given --no-dlq.)"""
     if ctx.invoked_subcommand is not None:
         return
     settings = settings_or_exit()
-
-    async def main() -> None:
-        async with queue_adapter(settings) as adapter:
-            adapter.start_dlq_consumer(log_alert)
-            typer.echo(f"consuming {dead_letter_queue_name(settings.queue_name)} (Ctrl-C to stop)")
-            await asyncio.Event().wait()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        run(main())
+    url = database_url_or_exit(settings)
+    options = WorkerOptions(main_consumer=False, metrics_port=0)
+    run(run_worker(settings, url, options))
 
 
 @app.command("list")

@@ -7,18 +7,23 @@ import logging
 import signal
 from dataclasses import dataclass
 
-from prometheus_client import start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
 
-from ..queue import AlertHook, Handler, create_queue_adapter
+from ..queue import AlertHook, Consumer, Handler, create_queue_adapter
 from ..settings import Settings
 from .handlers import log_alert, log_message
 
 logger = logging.getLogger("clipper.worker")
 
 
+class StartupError(Exception):
+    """The worker cannot start; the message names the setting to change."""
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerOptions:
     concurrency: int | None = None
+    main_consumer: bool = True
     dead_letter_consumer: bool = True
     metrics_port: int | None = None
     handler: Handler = log_message
@@ -31,24 +36,22 @@ async def run_worker(settings: Settings, database_url: str, options: WorkerOptio
     stop = asyncio.Event()
     hard_stop = asyncio.Event()
     _install_signal_handlers(stop, hard_stop)
-    await adapter.start()
     if options.metrics_port:
-        start_http_server(options.metrics_port, addr="127.0.0.1", registry=adapter.metrics.registry)
-        logger.info("metrics on http://127.0.0.1:%d/metrics", options.metrics_port)
-    consumer = adapter.consume(options.handler, concurrency=options.concurrency)
+        _serve_metrics(options.metrics_port, adapter.metrics.registry)
+    await adapter.start()
+    consumers: list[Consumer] = []
+    if options.main_consumer:
+        consumers.append(adapter.consume(options.handler, concurrency=options.concurrency))
+        adapter.start_maintenance(settings.maintenance_interval_sec)
     if options.dead_letter_consumer:
-        adapter.start_dlq_consumer(options.alert)
-    adapter.start_maintenance(settings.maintenance_interval_sec)
-    logger.info(
-        "worker consuming %r with concurrency %d (Ctrl-C to stop)",
-        consumer.queue,
-        options.concurrency or config.concurrency,
-    )
+        consumers.append(adapter.start_dlq_consumer(options.alert))
+    for consumer in consumers:
+        logger.info("consuming %r (Ctrl-C to stop)", consumer.queue)
     await stop.wait()
     logger.info(
         "stopping: no new claims; waiting up to %.0fs for %d running job(s)",
         config.shutdown_grace_seconds,
-        consumer.running,
+        sum(consumer.running for consumer in consumers),
     )
     shutdown = asyncio.create_task(adapter.shutdown())
     hard = asyncio.create_task(hard_stop.wait())
@@ -59,6 +62,17 @@ async def run_worker(settings: Settings, database_url: str, options: WorkerOptio
     await shutdown
     hard.cancel()
     logger.info("worker stopped")
+
+
+def _serve_metrics(port: int, registry: CollectorRegistry) -> None:
+    try:
+        start_http_server(port, addr="127.0.0.1", registry=registry)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot serve metrics on 127.0.0.1:{port} ({exc.strerror}): set METRICS_PORT "
+            "(or --metrics-port) to a free port, or 0 to turn the endpoint off"
+        ) from None
+    logger.info("metrics on http://127.0.0.1:%d/metrics", port)
 
 
 def _install_signal_handlers(stop: asyncio.Event, hard_stop: asyncio.Event) -> None:
