@@ -207,18 +207,18 @@ async def test_lost_lease_is_reported_to_the_handler_and_counted(harness: Harnes
 
 
 async def test_heartbeats_keep_a_long_job_from_being_redelivered(harness: Harness) -> None:
-    adapter = await harness.adapter(visibility_seconds=0.6)  # heartbeat every 0.2 s
+    adapter = await harness.adapter(visibility_seconds=2.4)  # heartbeat every 0.8 s
     job = uuid.uuid4()
     await adapter.publish(QueueMessage(job))
     finished = asyncio.Event()
 
     async def long_job(message: ReceivedMessage, context: JobContext) -> None:
-        await asyncio.sleep(2.0)  # the job's own work: three lease windows long
+        await asyncio.sleep(5.0)  # the job's own work: over two lease windows
         finished.set()
 
     recorder = Recorder()
     adapter.consume(long_job)
-    other = await harness.adapter(visibility_seconds=0.6)
+    other = await harness.adapter(visibility_seconds=2.4)
     other.consume(recorder)
     await wait_event(finished)
     await wait_for(lambda: _state_is(harness, job, "completed"))
