@@ -20,6 +20,7 @@ from clipper.queue import (
     QueueMessage,
     ReceivedMessage,
 )
+from clipper.queue._backend import DeadLetterOptions
 from tests.helpers import wait_event, wait_for
 from tests.queue.conftest import Harness
 
@@ -169,7 +170,7 @@ async def test_a_stale_attempt_cannot_settle_the_newer_one(harness: Harness) -> 
     assert (first.attempt, second.attempt) == (1, 2)
     assert await store.complete([first.claim]) == set()
     assert not await store.retry(first.claim, 0, _error())
-    assert await store.dead_letter(first.claim, _error(), "clips.dlq", None) is None
+    assert await store.dead_letter(first.claim, _error(), DeadLetterOptions("clips.dlq")) is None
     assert await store.extend([first.claim], 30) == set()
     assert await harness.state(job) == ("active", 2)
     assert await store.complete([second.claim]) == {second.claim.message_id}

@@ -21,6 +21,7 @@ from clipper.queue import (
     QueueMessage,
     ReceivedMessage,
 )
+from clipper.queue._backend import DeadLetterOptions
 from tests.helpers import wait_for
 from tests.queue.conftest import Harness, fast_config
 from tests.queue.processes import sigkill, sigterm, start_worker
@@ -302,7 +303,9 @@ async def test_stale_worker_and_lease_sweep_race_exactly_one_wins(
 
         async def sweep() -> bool:
             claims = await store.claim_expired_final("clips", 10, 30)
-            letters = [await store.dead_letter(c, error, "clips.dlq", None) for c in claims]
+            letters = [
+                await store.dead_letter(c, error, DeadLetterOptions("clips.dlq")) for c in claims
+            ]
             return any(letter is not None for letter in letters)
 
         acked, swept = await asyncio.gather(store.complete([message.claim]), sweep())
@@ -327,3 +330,43 @@ async def test_retention_runs_once_at_a_time_and_leaks_no_advisory_lock(
     assert await count_state(db_url, "completed") == 0
     locks = await sql(db_url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
     assert locks == [(0,)]
+
+
+async def test_dead_letter_hook_commits_with_the_move_in_the_applications_transaction(
+    pg_harness: Harness, db_url: str
+) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from clipper.queue import DeadLetter, PermanentError
+
+    await sql(db_url, "CREATE TABLE failures (job_id uuid PRIMARY KEY)")
+    engine = create_async_engine(sqlalchemy_url(db_url))
+    calls = 0
+
+    async def hook(letter: DeadLetter, conn: AsyncConnection) -> None:
+        nonlocal calls
+        calls += 1
+        await conn.execute(text("INSERT INTO failures VALUES (:j)"), {"j": letter.job_id})
+        if calls == 1:
+            raise RuntimeError("the application's write failed once")
+
+    async def fail(message: ReceivedMessage, context: JobContext) -> None:
+        raise PermanentError("bad input")
+
+    adapter = await pg_harness.adapter()
+    job = uuid.uuid4()
+    await adapter.publish(QueueMessage(job))
+    try:
+        adapter.consume(fail, on_dead_letter=hook, transaction=engine.begin)
+        await wait_for(lambda: _failed(pg_harness, job), message="dead-lettered")
+        assert calls == 2  # the first try rolled back whole, the second committed
+        assert await sql(db_url, "SELECT job_id FROM failures") == [(job,)]
+        assert await pg_harness.state(job, "clips.dlq") == ("ready", 0)
+    finally:
+        await engine.dispose()
+
+
+async def _failed(harness: Harness, job: uuid.UUID) -> bool:
+    state = await harness.state(job)
+    return state is not None and state[0] == "failed"

@@ -19,7 +19,7 @@ from ._adapter import (
     QueueAdapter,
     create_queue_adapter,
 )
-from ._backend import DeadLetterEntry, DeadLetterHook
+from ._backend import DeadLetterEntry, DeadLetterHook, TransactionFactory
 from ._backoff import retry_delay_seconds
 from ._config import QueueConfig, dead_letter_queue_name
 from ._consumer import Consumer, Handler
@@ -68,6 +68,7 @@ __all__ = [
     "QueueNotStartedError",
     "ReceivedMessage",
     "RetentionResult",
+    "TransactionFactory",
     "create_queue_adapter",
     "current_job_id",
     "dead_letter_queue_name",

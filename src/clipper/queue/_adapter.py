@@ -10,7 +10,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
-from ._backend import DeadLetterEntry, DeadLetterHook, QueueBackend
+from ._backend import (
+    DeadLetterEntry,
+    DeadLetterHook,
+    DeadLetterOptions,
+    QueueBackend,
+    TransactionFactory,
+)
 from ._config import QueueConfig, dead_letter_queue_name
 from ._consumer import Consumer, ConsumerOptions, ErrorHook, Handler
 from ._dlq import AlertHook, dead_letter_handler
@@ -57,6 +63,7 @@ class QueueAdapter(Protocol):
             DEFAULT_DEAD_LETTER_QUEUE
         ),
         on_dead_letter: DeadLetterHook | None = None,
+        transaction: TransactionFactory | None = None,
     ) -> Consumer: ...
 
     async def shutdown(self, grace_seconds: float | None = None) -> None: ...
@@ -156,13 +163,15 @@ class BaseQueueAdapter(abc.ABC):
             DEFAULT_DEAD_LETTER_QUEUE
         ),
         on_dead_letter: DeadLetterHook | None = None,
+        transaction: TransactionFactory | None = None,
     ) -> Consumer:
         """Start running `handler` for messages of `queue` (default: the configured queue).
 
         Returning acknowledges; raising fails the attempt (retried with backoff); raising
         PermanentError, or failing the last attempt, moves the message to `dead_letter_queue`
         (default `<queue>.dlq`; None to just mark it failed). `on_dead_letter` runs inside that
-        same transaction.
+        same transaction: the engine's own, or the one `transaction()` opens (for instance
+        SQLAlchemy's `engine.begin`), so the application's records commit with the move.
         """
         self._require_started()
         queue = queue or self.config.queue
@@ -176,8 +185,7 @@ class BaseQueueAdapter(abc.ABC):
                 queue=queue,
                 handler=handler,
                 concurrency=concurrency or self.config.concurrency,
-                dead_letter_queue=dead_letter_queue,
-                on_dead_letter=on_dead_letter,
+                dead_letter=DeadLetterOptions(dead_letter_queue, on_dead_letter, transaction),
                 on_error=self._on_error,
             ),
         )

@@ -10,15 +10,29 @@ import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ._message import Claim, DeadLetter, ErrorInfo, QueueDepth, QueueMessage, ReceivedMessage
 
-# Called inside the transaction that dead-letters a message, with that transaction's connection
-# (a psycopg AsyncConnection for PostgreSQL, None in memory): the application writes its own
-# records there, and if it raises, the dead-lettering rolls back and is tried again.
+# Called inside the transaction that dead-letters a message, with that transaction's connection:
+# the one `DeadLetterOptions.transaction` opened (e.g. a SQLAlchemy AsyncConnection), else the
+# engine's own psycopg connection (None in memory). The application writes its own records
+# there; if it raises, the dead-lettering rolls back and is tried again.
 DeadLetterHook = Callable[[DeadLetter, Any], Awaitable[None]]
+# Opens the application's transaction for dead-lettering, e.g. `engine.begin` of SQLAlchemy
+# (on psycopg): the queue's statement and the hook then commit together.
+TransactionFactory = Callable[[], AbstractAsyncContextManager[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterOptions:
+    """Where a consumer's dead letters go and what else happens in that transaction."""
+
+    queue: str | None
+    hook: DeadLetterHook | None = None
+    transaction: TransactionFactory | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +66,7 @@ class QueueBackend(Protocol):
     async def retry(self, claim: Claim, delay: float, error: ErrorInfo) -> bool: ...
 
     async def dead_letter(
-        self,
-        claim: Claim,
-        error: ErrorInfo,
-        dead_letter_queue: str | None,
-        hook: DeadLetterHook | None,
+        self, claim: Claim, error: ErrorInfo, options: DeadLetterOptions
     ) -> DeadLetter | None: ...
 
     async def next_due(self, queue: str) -> float | None: ...

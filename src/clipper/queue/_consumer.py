@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, ParamSpec, TypeVar
 
-from ._backend import DeadLetterHook, QueueBackend
+from ._backend import DeadLetterOptions, QueueBackend
 from ._backoff import retry_delay_seconds
 from ._config import QueueConfig
 from ._context import JobContext, _current_job_id
@@ -56,8 +56,7 @@ class ConsumerOptions:
     queue: str
     handler: Handler
     concurrency: int
-    dead_letter_queue: str | None
-    on_dead_letter: DeadLetterHook | None = None
+    dead_letter: DeadLetterOptions
     on_error: ErrorHook | None = None
 
 
@@ -251,8 +250,7 @@ class Consumer:
             self._store.dead_letter,
             claim,
             error,
-            self._options.dead_letter_queue,
-            self._options.on_dead_letter,
+            self._options.dead_letter,
         )
         if letter is _Settle.GAVE_UP:
             return
@@ -268,7 +266,7 @@ class Consumer:
             extra={
                 "job_id": str(letter.job_id),
                 "queue": self.queue,
-                "dead_letter_queue": self._options.dead_letter_queue,
+                "dead_letter_queue": self._options.dead_letter.queue,
             },
         )
 

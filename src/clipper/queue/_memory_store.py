@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from ._backend import DeadLetterEntry, DeadLetterHook, Wakeups
+from ._backend import DeadLetterEntry, DeadLetterOptions, Wakeups
 from ._message import (
     Claim,
     DeadLetter,
@@ -172,11 +172,7 @@ class MemoryStore:
         return True
 
     async def dead_letter(
-        self,
-        claim: Claim,
-        error: ErrorInfo,
-        dead_letter_queue: str | None,
-        hook: DeadLetterHook | None,
+        self, claim: Claim, error: ErrorInfo, options: DeadLetterOptions
     ) -> DeadLetter | None:
         row = self._held(claim)
         if row is None:
@@ -192,8 +188,14 @@ class MemoryStore:
             enqueued_at=_datetime(row.created_at),
             failed_at=_datetime(now),
         )
-        if hook is not None:
-            await hook(letter, None)  # raising here leaves the message as it was, like a rollback
+        if options.hook is not None:
+            # Raising here leaves the message as it was, like a rollback.
+            if options.transaction is None:
+                await options.hook(letter, None)
+            else:
+                async with options.transaction() as connection:
+                    await options.hook(letter, connection)
+        dead_letter_queue = options.queue
         row.state, row.finished_at, row.lease_token, row.last_error = "failed", now, None, error
         if dead_letter_queue is not None:
             self._drop(dead_letter_queue, row.job_id)

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from ._backend import DeadLetterEntry, DeadLetterHook, Wakeups
+from ._backend import DeadLetterEntry, DeadLetterOptions, Wakeups
 from ._message import (
     Claim,
     DeadLetter,
@@ -220,41 +220,44 @@ class PostgresStore:
         return bool(rows)
 
     async def dead_letter(
-        self,
-        claim: Claim,
-        error: ErrorInfo,
-        dead_letter_queue: str | None,
-        hook: DeadLetterHook | None,
+        self, claim: Claim, error: ErrorInfo, options: DeadLetterOptions
     ) -> DeadLetter | None:
         params = {
             "id": claim.message_id,
             "token": claim.lease_token,
             "error": Jsonb(error.as_json()),
-            "dead_letter_queue": dead_letter_queue,
+            "dead_letter_queue": options.queue,
             "dead_letter_max_attempts": self._dead_letter_max_attempts,
             "channel": self._channel,
         }
 
+        async def settle(conn: Connection, hook_connection: Any) -> DeadLetter | None:
+            cursor = await conn.execute(self._queries["dead_letter"], params)
+            row = await cursor.fetchone()
+            if row is None:
+                return None
+            queue, job_id, priority, payload, attempts, created_at, finished_at, _ = row
+            letter = DeadLetter(
+                source_queue=queue,
+                job_id=job_id,
+                priority=Priority.from_rank(priority),
+                payload=payload,
+                attempts=attempts,
+                error=error,
+                enqueued_at=created_at,
+                failed_at=finished_at,
+            )
+            if options.hook is not None:
+                await options.hook(letter, hook_connection)
+            return letter
+
+        if options.transaction is not None:
+            async with options.transaction() as outer:
+                return await settle(await driver_connection(outer), outer)
+
         async def work(conn: Connection) -> DeadLetter | None:
             async with conn.transaction():
-                cursor = await conn.execute(self._queries["dead_letter"], params)
-                row = await cursor.fetchone()
-                if row is None:
-                    return None
-                queue, job_id, priority, payload, attempts, created_at, finished_at, _ = row
-                letter = DeadLetter(
-                    source_queue=queue,
-                    job_id=job_id,
-                    priority=Priority.from_rank(priority),
-                    payload=payload,
-                    attempts=attempts,
-                    error=error,
-                    enqueued_at=created_at,
-                    failed_at=finished_at,
-                )
-                if hook is not None:
-                    await hook(letter, conn)
-                return letter
+                return await settle(conn, conn)
 
         return await self._with_connection(work)
 
