@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from prometheus_client import generate_latest
@@ -19,8 +20,9 @@ from clipper.queue import (
     Priority,
     QueueMessage,
     ReceivedMessage,
+    RetryNotice,
 )
-from clipper.queue._backend import DeadLetterOptions
+from clipper.queue._backend import SettleOptions
 from tests.helpers import wait_event, wait_for
 from tests.queue.conftest import Harness
 
@@ -169,8 +171,8 @@ async def test_a_stale_attempt_cannot_settle_the_newer_one(harness: Harness) -> 
     [second] = await store.claim("clips", 1, 30)
     assert (first.attempt, second.attempt) == (1, 2)
     assert await store.complete([first.claim]) == set()
-    assert not await store.retry(first.claim, 0, _error())
-    assert await store.dead_letter(first.claim, _error(), DeadLetterOptions("clips.dlq")) is None
+    assert await store.retry(first.claim, 0, _error(), SettleOptions("clips.dlq")) is None
+    assert await store.dead_letter(first.claim, _error(), SettleOptions("clips.dlq")) is None
     assert await store.extend([first.claim], 30) == set()
     assert await harness.state(job) == ("active", 2)
     assert await store.complete([second.claim]) == {second.claim.message_id}
@@ -421,3 +423,20 @@ async def test_messages_claimed_during_shutdown_go_back_at_once(harness: Harness
     assert recorder.seen == []  # never started
     assert await harness.state(job) == ("ready", 0)  # back at once, attempt not counted
     assert metric(adapter, "clipper_queue_released_total") == 1
+
+
+async def test_retry_hook_learns_when_the_next_attempt_runs(harness: Harness) -> None:
+    adapter = await harness.adapter(max_attempts=3, backoff_base_ms=100)
+    notices: list[RetryNotice] = []
+
+    async def on_retry(notice: RetryNotice, conn: object) -> None:
+        notices.append(notice)
+
+    job = uuid.uuid4()
+    await adapter.publish(QueueMessage(job))
+    recorder = Recorder(fail_until=2)
+    adapter.consume(recorder, on_retry=on_retry)
+    await wait_for(lambda: _state_is(harness, job, "completed"), message="third attempt")
+    assert [(n.job_id, n.attempt) for n in notices] == [(job, 1), (job, 2)]
+    assert notices[0].error.message == "boom on attempt 1"
+    assert notices[1].run_after - notices[0].run_after >= timedelta(milliseconds=200)

@@ -27,5 +27,10 @@ def downgrade(database_url: str, queue_schema: str, revision: str) -> None:
     command.downgrade(alembic_config(database_url, queue_schema), revision)
 
 
+def check(database_url: str, queue_schema: str) -> None:
+    """Raise when the models and the migrated database differ (a migration is missing)."""
+    command.check(alembic_config(database_url, queue_schema))
+
+
 def current(database_url: str, queue_schema: str) -> None:
     command.current(alembic_config(database_url, queue_schema), verbose=True)

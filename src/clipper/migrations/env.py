@@ -5,6 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from clipper.db.models import Base
+
 config = context.config
 
 
@@ -13,7 +15,9 @@ def run_migrations_online() -> None:
     assert url, "sqlalchemy.url is set by clipper.db.migrate.alembic_config"
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=None)
+        # The models cover the public schema; the queue's table (its own schema) is left out of
+        # autogenerate's comparison because include_schemas stays off.
+        context.configure(connection=connection, target_metadata=Base.metadata)
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

@@ -19,7 +19,7 @@ from ._adapter import (
     QueueAdapter,
     create_queue_adapter,
 )
-from ._backend import DeadLetterEntry, DeadLetterHook, TransactionFactory
+from ._backend import DeadLetterEntry, DeadLetterHook, RetryHook, TransactionFactory
 from ._backoff import retry_delay_seconds
 from ._config import QueueConfig, dead_letter_queue_name
 from ._consumer import Consumer, Handler
@@ -37,6 +37,7 @@ from ._message import (
     QueueDepth,
     QueueMessage,
     ReceivedMessage,
+    RetryNotice,
 )
 from ._metrics import QueueMetrics
 from ._postgres import PostgresQueueAdapter
@@ -68,6 +69,8 @@ __all__ = [
     "QueueNotStartedError",
     "ReceivedMessage",
     "RetentionResult",
+    "RetryHook",
+    "RetryNotice",
     "TransactionFactory",
     "create_queue_adapter",
     "current_job_id",

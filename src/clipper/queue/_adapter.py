@@ -13,8 +13,9 @@ from typing import Any, Literal, Protocol
 from ._backend import (
     DeadLetterEntry,
     DeadLetterHook,
-    DeadLetterOptions,
     QueueBackend,
+    RetryHook,
+    SettleOptions,
     TransactionFactory,
 )
 from ._config import QueueConfig, dead_letter_queue_name
@@ -63,6 +64,7 @@ class QueueAdapter(Protocol):
             DEFAULT_DEAD_LETTER_QUEUE
         ),
         on_dead_letter: DeadLetterHook | None = None,
+        on_retry: RetryHook | None = None,
         transaction: TransactionFactory | None = None,
     ) -> Consumer: ...
 
@@ -163,6 +165,7 @@ class BaseQueueAdapter(abc.ABC):
             DEFAULT_DEAD_LETTER_QUEUE
         ),
         on_dead_letter: DeadLetterHook | None = None,
+        on_retry: RetryHook | None = None,
         transaction: TransactionFactory | None = None,
     ) -> Consumer:
         """Start running `handler` for messages of `queue` (default: the configured queue).
@@ -171,7 +174,8 @@ class BaseQueueAdapter(abc.ABC):
         PermanentError, or failing the last attempt, moves the message to `dead_letter_queue`
         (default `<queue>.dlq`; None to just mark it failed). `on_dead_letter` runs inside that
         same transaction: the engine's own, or the one `transaction()` opens (for instance
-        SQLAlchemy's `engine.begin`), so the application's records commit with the move.
+        SQLAlchemy's `engine.begin`), so the application's records commit with the move;
+        `on_retry` likewise with each scheduled retry.
         """
         self._require_started()
         queue = queue or self.config.queue
@@ -185,7 +189,7 @@ class BaseQueueAdapter(abc.ABC):
                 queue=queue,
                 handler=handler,
                 concurrency=concurrency or self.config.concurrency,
-                dead_letter=DeadLetterOptions(dead_letter_queue, on_dead_letter, transaction),
+                settle=SettleOptions(dead_letter_queue, on_dead_letter, on_retry, transaction),
                 on_error=self._on_error,
             ),
         )

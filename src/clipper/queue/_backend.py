@@ -14,24 +14,36 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ._message import Claim, DeadLetter, ErrorInfo, QueueDepth, QueueMessage, ReceivedMessage
+from ._message import (
+    Claim,
+    DeadLetter,
+    ErrorInfo,
+    QueueDepth,
+    QueueMessage,
+    ReceivedMessage,
+    RetryNotice,
+)
 
 # Called inside the transaction that dead-letters a message, with that transaction's connection:
 # the one `DeadLetterOptions.transaction` opened (e.g. a SQLAlchemy AsyncConnection), else the
 # engine's own psycopg connection (None in memory). The application writes its own records
 # there; if it raises, the dead-lettering rolls back and is tried again.
 DeadLetterHook = Callable[[DeadLetter, Any], Awaitable[None]]
+# Likewise inside the transaction that schedules a retry.
+RetryHook = Callable[[RetryNotice, Any], Awaitable[None]]
 # Opens the application's transaction for dead-lettering, e.g. `engine.begin` of SQLAlchemy
 # (on psycopg): the queue's statement and the hook then commit together.
 TransactionFactory = Callable[[], AbstractAsyncContextManager[Any]]
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetterOptions:
-    """Where a consumer's dead letters go and what else happens in that transaction."""
+class SettleOptions:
+    """How a consumer settles failed attempts: where dead letters go, and what the application
+    writes in the same transaction as a dead-lettering or a retry."""
 
-    queue: str | None
-    hook: DeadLetterHook | None = None
+    dead_letter_queue: str | None
+    on_dead_letter: DeadLetterHook | None = None
+    on_retry: RetryHook | None = None
     transaction: TransactionFactory | None = None
 
 
@@ -63,10 +75,12 @@ class QueueBackend(Protocol):
 
     async def release(self, claims: Sequence[Claim]) -> set[int]: ...
 
-    async def retry(self, claim: Claim, delay: float, error: ErrorInfo) -> bool: ...
+    async def retry(
+        self, claim: Claim, delay: float, error: ErrorInfo, options: SettleOptions
+    ) -> RetryNotice | None: ...
 
     async def dead_letter(
-        self, claim: Claim, error: ErrorInfo, options: DeadLetterOptions
+        self, claim: Claim, error: ErrorInfo, options: SettleOptions
     ) -> DeadLetter | None: ...
 
     async def next_due(self, queue: str) -> float | None: ...

@@ -11,12 +11,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, ParamSpec, TypeVar
 
-from ._backend import DeadLetterOptions, QueueBackend
+from ._backend import QueueBackend, SettleOptions
 from ._backoff import retry_delay_seconds
 from ._config import QueueConfig
 from ._context import JobContext, _current_job_id
 from ._errors import PermanentError
-from ._message import Claim, ErrorInfo, ReceivedMessage
+from ._message import Claim, ErrorInfo, ReceivedMessage, RetryNotice
 from ._metrics import QueueMetrics
 
 logger = logging.getLogger("clipper.queue")
@@ -56,7 +56,7 @@ class ConsumerOptions:
     queue: str
     handler: Handler
     concurrency: int
-    dead_letter: DeadLetterOptions
+    settle: SettleOptions
     on_error: ErrorHook | None = None
 
 
@@ -236,11 +236,13 @@ class Consumer:
             max_ms=self._config.backoff_max_ms,
             jitter=self._config.backoff_jitter,
         )
-        held = await self._persist("retry", self._store.retry, message.claim, delay, error)
-        if held is True:
+        held = await self._persist(
+            "retry", self._store.retry, message.claim, delay, error, self._options.settle
+        )
+        if isinstance(held, RetryNotice):
             self._retried.inc()
             logger.warning("attempt failed; retrying in %.2fs", delay, extra=log)
-        elif held is False:
+        elif held is None:
             self._lease_lost.inc()
             logger.warning("attempt failed after its lease was lost", extra=log)
 
@@ -250,7 +252,7 @@ class Consumer:
             self._store.dead_letter,
             claim,
             error,
-            self._options.dead_letter,
+            self._options.settle,
         )
         if letter is _Settle.GAVE_UP:
             return
@@ -266,7 +268,7 @@ class Consumer:
             extra={
                 "job_id": str(letter.job_id),
                 "queue": self.queue,
-                "dead_letter_queue": self._options.dead_letter.queue,
+                "dead_letter_queue": self._options.settle.dead_letter_queue,
             },
         )
 

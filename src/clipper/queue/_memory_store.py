@@ -8,12 +8,12 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from ._backend import DeadLetterEntry, DeadLetterOptions, Wakeups
+from ._backend import DeadLetterEntry, SettleOptions, Wakeups
 from ._message import (
     Claim,
     DeadLetter,
@@ -23,6 +23,7 @@ from ._message import (
     QueueDepth,
     QueueMessage,
     ReceivedMessage,
+    RetryNotice,
 )
 
 
@@ -162,17 +163,24 @@ class MemoryStore:
                 self.wakeups.notify(row.queue)
         return released
 
-    async def retry(self, claim: Claim, delay: float, error: ErrorInfo) -> bool:
+    async def retry(
+        self, claim: Claim, delay: float, error: ErrorInfo, options: SettleOptions
+    ) -> RetryNotice | None:
         row = self._held(claim)
         if row is None:
-            return False
-        row.state, row.run_after = "ready", self._clock() + delay
+            return None
+        run_after = self._clock() + delay
+        notice = RetryNotice(row.job_id, row.attempts, error, _datetime(run_after))
+        if options.on_retry is not None:
+            hook = options.on_retry
+            await _in_transaction(options, lambda conn: hook(notice, conn))
+        row.state, row.run_after = "ready", run_after
         row.lease_token, row.last_error = None, error
         self.wakeups.notify(row.queue)
-        return True
+        return notice
 
     async def dead_letter(
-        self, claim: Claim, error: ErrorInfo, options: DeadLetterOptions
+        self, claim: Claim, error: ErrorInfo, options: SettleOptions
     ) -> DeadLetter | None:
         row = self._held(claim)
         if row is None:
@@ -188,14 +196,10 @@ class MemoryStore:
             enqueued_at=_datetime(row.created_at),
             failed_at=_datetime(now),
         )
-        if options.hook is not None:
-            # Raising here leaves the message as it was, like a rollback.
-            if options.transaction is None:
-                await options.hook(letter, None)
-            else:
-                async with options.transaction() as connection:
-                    await options.hook(letter, connection)
-        dead_letter_queue = options.queue
+        if options.on_dead_letter is not None:
+            hook = options.on_dead_letter
+            await _in_transaction(options, lambda conn: hook(letter, conn))
+        dead_letter_queue = options.dead_letter_queue
         row.state, row.finished_at, row.lease_token, row.last_error = "failed", now, None, error
         if dead_letter_queue is not None:
             self._drop(dead_letter_queue, row.job_id)
@@ -293,6 +297,16 @@ class MemoryStore:
 
     async def ping(self) -> bool:
         return True
+
+
+async def _in_transaction(options: SettleOptions, hook: Callable[[Any], Awaitable[None]]) -> None:
+    """Run an application hook as PostgreSQL would: in the application's transaction when it
+    gave one (else with no connection). Raising leaves the message as it was, like a rollback."""
+    if options.transaction is None:
+        await hook(None)
+        return
+    async with options.transaction() as connection:
+        await hook(connection)
 
 
 def _datetime(seconds: float) -> datetime:

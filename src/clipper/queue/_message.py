@@ -88,6 +88,16 @@ class ErrorInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryNotice:
+    """A failed attempt that will run again at `run_after` (database clock)."""
+
+    job_id: uuid.UUID
+    attempt: int
+    error: ErrorInfo
+    run_after: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A message that used up its attempts (or failed permanently), as stored in `<queue>.dlq`."""
 

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from ._backend import DeadLetterEntry, DeadLetterOptions, Wakeups
+from ._backend import DeadLetterEntry, SettleOptions, Wakeups
 from ._message import (
     Claim,
     DeadLetter,
@@ -26,6 +26,7 @@ from ._message import (
     QueueDepth,
     QueueMessage,
     ReceivedMessage,
+    RetryNotice,
 )
 from ._sql import load_queries, notify_channel
 
@@ -206,27 +207,54 @@ class PostgresStore:
     async def release(self, claims: Sequence[Claim]) -> set[int]:
         return {row[0] for row in await self._execute("release", self._batch(claims))}
 
-    async def retry(self, claim: Claim, delay: float, error: ErrorInfo) -> bool:
-        rows = await self._execute(
-            "retry",
-            {
-                "id": claim.message_id,
-                "token": claim.lease_token,
-                "delay": delay,
-                "error": Jsonb(error.as_json()),
-                "channel": self._channel,
-            },
-        )
-        return bool(rows)
+    async def retry(
+        self, claim: Claim, delay: float, error: ErrorInfo, options: SettleOptions
+    ) -> RetryNotice | None:
+        params = {
+            "id": claim.message_id,
+            "token": claim.lease_token,
+            "delay": delay,
+            "error": Jsonb(error.as_json()),
+            "channel": self._channel,
+        }
+
+        async def settle(conn: Connection, hook_connection: Any) -> RetryNotice | None:
+            cursor = await conn.execute(self._queries["retry"], params)
+            row = await cursor.fetchone()
+            if row is None:
+                return None
+            job_id, attempts, run_after, _ = row
+            notice = RetryNotice(job_id, attempts, error, run_after)
+            if options.on_retry is not None:
+                await options.on_retry(notice, hook_connection)
+            return notice
+
+        if options.on_retry is None:  # nothing to join: one autocommit statement
+            return await self._with_connection(lambda conn: settle(conn, conn))
+        return await self._in_transaction(settle, options)
+
+    async def _in_transaction(
+        self, settle: Callable[[Connection, Any], Awaitable[T]], options: SettleOptions
+    ) -> T:
+        """Run `settle` in the application's transaction when it gave one, else in ours."""
+        if options.transaction is not None:
+            async with options.transaction() as outer:
+                return await settle(await driver_connection(outer), outer)
+
+        async def work(conn: Connection) -> T:
+            async with conn.transaction():
+                return await settle(conn, conn)
+
+        return await self._with_connection(work)
 
     async def dead_letter(
-        self, claim: Claim, error: ErrorInfo, options: DeadLetterOptions
+        self, claim: Claim, error: ErrorInfo, options: SettleOptions
     ) -> DeadLetter | None:
         params = {
             "id": claim.message_id,
             "token": claim.lease_token,
             "error": Jsonb(error.as_json()),
-            "dead_letter_queue": options.queue,
+            "dead_letter_queue": options.dead_letter_queue,
             "dead_letter_max_attempts": self._dead_letter_max_attempts,
             "channel": self._channel,
         }
@@ -247,19 +275,11 @@ class PostgresStore:
                 enqueued_at=created_at,
                 failed_at=finished_at,
             )
-            if options.hook is not None:
-                await options.hook(letter, hook_connection)
+            if options.on_dead_letter is not None:
+                await options.on_dead_letter(letter, hook_connection)
             return letter
 
-        if options.transaction is not None:
-            async with options.transaction() as outer:
-                return await settle(await driver_connection(outer), outer)
-
-        async def work(conn: Connection) -> DeadLetter | None:
-            async with conn.transaction():
-                return await settle(conn, conn)
-
-        return await self._with_connection(work)
+        return await self._in_transaction(settle, options)
 
     async def next_due(self, queue: str) -> float | None:
         rows = await self._execute("next_due", {"queue": queue})

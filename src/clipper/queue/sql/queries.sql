@@ -99,9 +99,9 @@ WITH retried AS (
     SET state = 'ready', run_after = now() + %(delay)s * interval '1 second',
         lease_token = NULL, lease_until = NULL, last_error = %(error)s
     WHERE id = %(id)s AND lease_token = %(token)s AND state = 'active'
-    RETURNING queue
+    RETURNING queue, job_id, attempts, run_after
 )
-SELECT pg_notify(%(channel)s, queue) FROM retried;
+SELECT job_id, attempts, run_after, pg_notify(%(channel)s, queue) FROM retried;
 
 -- name: dead_letter
 -- The last attempt failed: end the message and copy it, with its error, into the

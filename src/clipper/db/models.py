@@ -1,0 +1,118 @@
+"""Clipper's tables (the queue's own table lives in the queue schema, not here)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    MetaData,
+    SmallInteger,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ..domain.jobs import JobStatus, Priority, SourceType
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _one_of(column: str, values: type[Any]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSONB, datetime: DateTime(timezone=True)}
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(server_default=text("0"))
+    progress: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    source_type: Mapped[str] = mapped_column(Text)
+    upload_key: Mapped[str | None] = mapped_column(Text)
+    source_url: Mapped[str | None] = mapped_column(Text)
+    start_ms: Mapped[int] = mapped_column(BigInteger)
+    end_ms: Mapped[int] = mapped_column(BigInteger)
+    with_subtitles: Mapped[bool] = mapped_column(server_default=text("false"))
+    burn_subtitles: Mapped[bool] = mapped_column(server_default=text("false"))
+    subtitle_lang: Mapped[str | None] = mapped_column(Text)
+    result_video_key: Mapped[str | None] = mapped_column(Text)
+    result_subtitles_key: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(Text, unique=True)
+    # A hash of the request a key was first used with: the same key with another body is 409.
+    request_fingerprint: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint(_one_of("status", JobStatus), name="status"),
+        CheckConstraint(_one_of("priority", Priority), name="priority"),
+        CheckConstraint(_one_of("source_type", SourceType), name="source_type"),
+        CheckConstraint("progress BETWEEN 0 AND 100", name="progress"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        CheckConstraint("start_ms >= 0 AND start_ms < end_ms", name="segment"),
+        CheckConstraint(
+            "(source_type = 'upload' AND upload_key IS NOT NULL AND source_url IS NULL) OR "
+            "(source_type = 'youtube' AND source_url IS NOT NULL AND upload_key IS NULL)",
+            name="one_source",
+        ),
+        CheckConstraint("NOT burn_subtitles OR with_subtitles", name="burn_needs_subtitles"),
+        # GET /api/jobs?status=…, and jobs-by-status counts for /metrics.
+        Index(None, "status"),
+        # GET /api/jobs: newest first, cursor (created_at, id).
+        Index(None, "created_at", "id"),
+        # Oldest queued job per priority (metrics, admin views).
+        Index(None, "priority", "status"),
+        # Retention: expired jobs.
+        Index(None, "expires_at"),
+    )
+
+
+class JobEvent(Base):
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    # GET /api/jobs/{id}/events: one job's events in order.
+    __table_args__ = (Index(None, "job_id", "id"),)
+
+
+class DlqJob(Base):
+    __tablename__ = "dlq_jobs"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -1,0 +1,158 @@
+"""Typed access to jobs, their events and their dead-letter records. All application SQL
+lives here; every status change passes the state machine and writes its event in the same
+transaction (the caller's)."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..domain.jobs import EventType, JobStatus, check, sources_of
+from .models import DlqJob, Job, JobEvent
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    id: uuid.UUID
+    priority: str
+    source_type: str
+    start_ms: int
+    end_ms: int
+    upload_key: str | None = None
+    source_url: str | None = None
+    with_subtitles: bool = False
+    burn_subtitles: bool = False
+    subtitle_lang: str | None = None
+    idempotency_key: str | None = None
+    request_fingerprint: str | None = None
+
+
+class JobRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, new: NewJob) -> Job | None:
+        """Insert a queued job and its `created` event; None when its idempotency key is
+        already taken (a concurrent twin won: read it with `get_by_idempotency_key`)."""
+        statement = (
+            insert(Job)
+            .values(status=JobStatus.QUEUED.value, **dataclasses.asdict(new))
+            .on_conflict_do_nothing(index_elements=[Job.idempotency_key])
+            .returning(Job)
+        )
+        job = (await self._session.scalars(statement)).one_or_none()
+        if job is not None:
+            await self.add_event(job.id, EventType.CREATED, {"priority": job.priority})
+        return job
+
+    async def get(self, job_id: uuid.UUID) -> Job | None:
+        return await self._session.get(Job, job_id, populate_existing=True)
+
+    async def get_by_idempotency_key(self, key: str) -> Job | None:
+        return await self._session.scalar(select(Job).where(Job.idempotency_key == key))
+
+    async def events(self, job_id: uuid.UUID) -> Sequence[JobEvent]:
+        statement = select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+        return (await self._session.scalars(statement)).all()
+
+    async def add_event(
+        self, job_id: uuid.UUID, kind: EventType, payload: dict[str, Any] | None = None
+    ) -> None:
+        self._session.add(JobEvent(job_id=job_id, type=kind.value, payload=payload or {}))
+        await self._session.flush()
+
+    async def start_attempt(self, job_id: uuid.UUID, attempt: int) -> Job | None:
+        """Claim the job for this attempt: only a queued job, or one left processing by an
+        earlier attempt, moves (optimistically, in one UPDATE); None otherwise."""
+        statement = (
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.status.in_([s.value for s in sources_of(JobStatus.PROCESSING)]),
+            )
+            .values(status=JobStatus.PROCESSING.value, attempts=attempt, updated_at=func.now())
+            .returning(Job)
+            .execution_options(populate_existing=True)
+        )
+        job = (await self._session.scalars(statement)).one_or_none()
+        if job is not None:
+            await self.add_event(job_id, EventType.PROCESSING, {"attempt": attempt})
+        return job
+
+    async def record_progress(self, job_id: uuid.UUID, percent: int, stage: str) -> None:
+        await self._session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.PROCESSING.value)
+            .values(progress=percent, updated_at=func.now())
+        )
+        await self.add_event(job_id, EventType.PROGRESS, {"pct": percent, "stage": stage})
+
+    async def record_retry(
+        self, job_id: uuid.UUID, attempt: int, error: str, next_run_at: datetime
+    ) -> None:
+        await self._session.execute(
+            update(Job).where(Job.id == job_id).values(last_error=error, updated_at=func.now())
+        )
+        await self.add_event(
+            job_id,
+            EventType.RETRY,
+            {"attempt": attempt, "error": error, "next_run_at": next_run_at.isoformat()},
+        )
+
+    async def _move(self, job: Job, target: JobStatus, **values: Any) -> bool:
+        if not check(JobStatus(job.status), target):
+            return False
+        await self._session.execute(
+            update(Job)
+            .where(Job.id == job.id)
+            .values(status=target.value, updated_at=func.now(), **values)
+        )
+        return True
+
+    async def complete(
+        self,
+        job: Job,
+        result_video_key: str,
+        result_subtitles_key: str | None,
+        keep_for: timedelta,
+    ) -> bool:
+        """Mark the job done with its results, expiring `keep_for` from now on the database
+        clock; False when it already was done (a no-op)."""
+        moved = await self._move(
+            job,
+            JobStatus.DONE,
+            progress=100,
+            result_video_key=result_video_key,
+            result_subtitles_key=result_subtitles_key,
+            expires_at=func.now() + keep_for,
+        )
+        if moved:
+            await self.add_event(job.id, EventType.DONE, {"video": result_video_key})
+        return moved
+
+    async def fail(self, job: Job, code: str, message: str, dlq_payload: dict[str, Any]) -> bool:
+        """Mark the job failed and record its dead letter, with `failed` and `dlq` events."""
+        moved = await self._move(
+            job, JobStatus.FAILED, error_code=code, error_message=message, last_error=message
+        )
+        if not moved:
+            return False
+        await self._session.execute(
+            insert(DlqJob)
+            .values(job_id=job.id, reason=code, payload=dlq_payload)
+            .on_conflict_do_update(
+                index_elements=[DlqJob.job_id],
+                set_={"reason": code, "payload": dlq_payload, "created_at": func.now()},
+            )
+        )
+        await self.add_event(job.id, EventType.FAILED, {"code": code})
+        await self.add_event(job.id, EventType.DLQ, {"reason": message})
+        return True
