@@ -39,7 +39,13 @@ class _Settle(enum.Enum):
 def error_info(exc: BaseException) -> ErrorInfo:
     """The error as stored with the message: type, message and the tail of the traceback."""
     trace = "".join(traceback.format_exception(exc))[-_TRACEBACK_LIMIT:]
-    return ErrorInfo(type(exc).__qualname__, str(exc)[:_MESSAGE_LIMIT], trace)
+    code = getattr(exc, "code", None)
+    return ErrorInfo(
+        type(exc).__qualname__,
+        str(exc)[:_MESSAGE_LIMIT],
+        trace,
+        code if isinstance(code, str) else None,
+    )
 
 
 @dataclass(eq=False, slots=True)
@@ -173,6 +179,7 @@ class Consumer:
         error = ErrorInfo(
             "LeaseExpired",
             "the lease expired on the last attempt: the worker died or stopped heartbeating",
+            code="LEASE_EXPIRED",
         )
         for claim in claims:
             self._failed.inc()

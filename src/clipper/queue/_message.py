@@ -76,15 +76,28 @@ class ErrorInfo:
     type: str
     message: str
     traceback: str = ""
+    # A machine-readable code when the exception carried one (its `code` attribute).
+    code: str | None = None
 
     def as_json(self) -> JsonObject:
-        return {"type": self.type, "message": self.message, "traceback": self.traceback}
+        return {
+            "type": self.type,
+            "message": self.message,
+            "traceback": self.traceback,
+            "code": self.code,
+        }
 
     @classmethod
     def from_json(cls, data: JsonObject | None) -> ErrorInfo | None:
         if not data:
             return None
-        return cls(str(data["type"]), str(data["message"]), str(data.get("traceback", "")))
+        code = data.get("code")
+        return cls(
+            str(data["type"]),
+            str(data["message"]),
+            str(data.get("traceback", "")),
+            None if code is None else str(code),
+        )
 
 
 @dataclass(frozen=True, slots=True)

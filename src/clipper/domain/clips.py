@@ -1,0 +1,28 @@
+"""A clip request after validation: what the API hands to the service layer."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+from .jobs import Priority, SourceType
+
+
+@dataclass(frozen=True, slots=True)
+class ClipRequest:
+    source_type: SourceType
+    start_ms: int
+    end_ms: int
+    priority: Priority = Priority.NORMAL
+    upload_key: str | None = None
+    source_url: str | None = None
+    with_subtitles: bool = False
+    burn_subtitles: bool = False
+    subtitle_lang: str | None = None
+
+    def fingerprint(self) -> str:
+        """Stable hash of the request: an Idempotency-Key reused with another body is a 409."""
+        canonical = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,68 @@
+"""Creating a job: the row, its `created` event and its queue message in ONE transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..db.models import Job
+from ..db.repositories import JobRepository, NewJob
+from ..domain.clips import ClipRequest
+from ..queue import Priority, QueueAdapter, QueueMessage
+
+
+class IdempotencyConflictError(Exception):
+    """The Idempotency-Key was first used with a different request."""
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedJob:
+    job: Job
+    # False when an earlier request with the same Idempotency-Key already made the job.
+    created: bool
+
+
+async def create_job(
+    session: AsyncSession,
+    queue: QueueAdapter,
+    request: ClipRequest,
+    idempotency_key: str | None = None,
+) -> CreatedJob:
+    """Insert the job and its `created` event and publish it, inside the caller's transaction
+    (the caller commits: a failure anywhere leaves nothing behind). Concurrent requests with
+    one Idempotency-Key make one job; the others get it back."""
+    jobs = JobRepository(session)
+    fingerprint = request.fingerprint() if idempotency_key else None
+    if idempotency_key and (earlier := await jobs.get_by_idempotency_key(idempotency_key)):
+        return _replay(earlier, fingerprint)
+    job = await jobs.add(
+        NewJob(
+            id=uuid.uuid4(),
+            priority=request.priority.value,
+            source_type=request.source_type.value,
+            start_ms=request.start_ms,
+            end_ms=request.end_ms,
+            upload_key=request.upload_key,
+            source_url=request.source_url,
+            with_subtitles=request.with_subtitles,
+            burn_subtitles=request.burn_subtitles,
+            subtitle_lang=request.subtitle_lang,
+            idempotency_key=idempotency_key,
+            request_fingerprint=fingerprint,
+        )
+    )
+    if job is None:  # a concurrent request with the same key committed first
+        assert idempotency_key is not None
+        winner = await jobs.get_by_idempotency_key(idempotency_key)
+        assert winner is not None, "ON CONFLICT skipped the insert, so the key's row exists"
+        return _replay(winner, fingerprint)
+    await queue.publish(QueueMessage(job.id, Priority(job.priority)), conn=session)
+    return CreatedJob(job, created=True)
+
+
+def _replay(job: Job, fingerprint: str | None) -> CreatedJob:
+    if job.request_fingerprint != fingerprint:
+        raise IdempotencyConflictError("this Idempotency-Key was used with a different request")
+    return CreatedJob(job, created=False)
