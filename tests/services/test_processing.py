@@ -154,7 +154,7 @@ async def _message_done(sessions: async_sessionmaker[AsyncSession], job_id: uuid
         state = await session.scalar(
             text("SELECT state FROM clipper_queue.messages WHERE job_id = :j"), {"j": job_id}
         )
-    return state == "completed"
+    return bool(state == "completed")
 
 
 async def test_progress_is_debounced_but_always_rises(
