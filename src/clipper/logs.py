@@ -6,6 +6,7 @@ messages; it is one small formatter on the standard logging module.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import re
@@ -28,6 +29,12 @@ _SECRETS = (
 )
 
 
+# The X-Request-Id of the HTTP request being served, for every log line it causes.
+correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "clipper_correlation_id", default=None
+)
+
+
 def redact(text: str) -> str:
     """Remove credentials (URL passwords, tokens, API keys) from a string."""
     for pattern, replacement in _SECRETS:
@@ -46,6 +53,9 @@ class JsonFormatter(logging.Formatter):
         job_id = current_job_id()
         if job_id is not None:
             entry["job_id"] = str(job_id)
+        request_id = correlation_id.get()
+        if request_id is not None:
+            entry["correlation_id"] = request_id
         for key, value in vars(record).items():
             if key not in _STANDARD_FIELDS:
                 entry[key] = redact(value) if isinstance(value, str) else value

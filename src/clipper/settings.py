@@ -13,7 +13,7 @@ from .queue import QueueConfig
 logger = logging.getLogger("clipper")
 
 # Settings whose values may hold credentials: never echoed in errors or logs.
-SECRET_SETTINGS = frozenset({"DATABASE_URL"})
+SECRET_SETTINGS = frozenset({"DATABASE_URL", "ALERT_WEBHOOK_URL"})
 
 
 class ConfigError(Exception):
@@ -68,6 +68,14 @@ class Settings(BaseSettings):
         default="INFO", validation_alias="LOG_LEVEL"
     )
     log_format: Literal["json", "text"] = Field(default="json", validation_alias="LOG_FORMAT")
+    api_host: str = Field(default="127.0.0.1", validation_alias="API_HOST", min_length=1)
+    api_port: int = Field(default=8080, validation_alias="API_PORT", ge=0, le=65535)
+    enable_api_keys: bool = Field(default=False, validation_alias="ENABLE_API_KEYS")
+    clip_max_duration_sec: float = Field(
+        default=120, validation_alias="CLIP_MAX_DURATION_SEC", gt=0
+    )
+    max_request_bytes: int = Field(default=65_536, validation_alias="MAX_REQUEST_BYTES", ge=1024)
+    alert_webhook_url: SecretStr | None = Field(default=None, validation_alias="ALERT_WEBHOOK_URL")
 
     @field_validator("log_level", mode="before")
     @classmethod

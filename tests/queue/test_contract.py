@@ -440,3 +440,20 @@ async def test_retry_hook_learns_when_the_next_attempt_runs(harness: Harness) ->
     assert [(n.job_id, n.attempt) for n in notices] == [(job, 1), (job, 2)]
     assert notices[0].error.message == "boom on attempt 1"
     assert notices[1].run_after - notices[0].run_after >= timedelta(milliseconds=200)
+
+
+async def test_requeue_runs_a_dead_letter_again_and_drops_the_letter(harness: Harness) -> None:
+    adapter = await harness.adapter(max_attempts=1)
+    job = uuid.uuid4()
+    await adapter.publish(QueueMessage(job, payload={"v": 1}))
+    consumer = adapter.consume(Recorder(fail_until=1))
+    await wait_for(lambda: _state_is(harness, job, "failed"))
+    await consumer.stop()
+    assert await adapter.requeue(QueueMessage(job, Priority.FAST, {"v": 2})) is True
+    assert await adapter.requeue(QueueMessage(job)) is False  # queued again: nothing to do
+    assert await harness.state(job) == ("ready", 0)
+    assert await harness.state(job, "clips.dlq") is None
+    recorder = Recorder()
+    adapter.consume(recorder)
+    await wait_for(lambda: recorder.seen, message="the requeued run")
+    assert (recorder.seen[0].attempt, recorder.seen[0].payload) == (1, {"v": 2})

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.jobs import EventType, JobStatus, check, sources_of
-from .models import DlqJob, Job, JobEvent
+from .models import ApiKey, DlqJob, Job, JobEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +58,48 @@ class JobRepository:
 
     async def get_by_idempotency_key(self, key: str) -> Job | None:
         return await self._session.scalar(select(Job).where(Job.idempotency_key == key))
+
+    async def page(
+        self, status: str | None, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> Sequence[Job]:
+        """Newest first; `after` is the (created_at, id) of the last job of the previous page."""
+        statement = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+        if status is not None:
+            statement = statement.where(Job.status == status)
+        if after is not None:
+            statement = statement.where(tuple_(Job.created_at, Job.id) < tuple_(*after))
+        return (await self._session.scalars(statement)).all()
+
+    async def is_expired(self, job: Job) -> bool:
+        """Compared on the database clock, like every other time."""
+        if job.expires_at is None:
+            return False
+        return bool(await self._session.scalar(select(job.expires_at <= func.now())))
+
+    async def status_counts(self) -> dict[str, int]:
+        rows = await self._session.execute(select(Job.status, func.count()).group_by(Job.status))
+        return {status: count for status, count in rows}
+
+    async def dead_letter_count(self) -> int:
+        return int(await self._session.scalar(select(func.count()).select_from(DlqJob)) or 0)
+
+    async def oldest_queued_age_seconds(self) -> float:
+        age = await self._session.scalar(
+            select(func.extract("epoch", func.now() - func.min(Job.created_at))).where(
+                Job.status == JobStatus.QUEUED.value
+            )
+        )
+        return float(age or 0.0)
+
+    async def dead_letters(self, limit: int) -> Sequence[DlqJob]:
+        statement = select(DlqJob).order_by(DlqJob.created_at.desc()).limit(limit)
+        return (await self._session.scalars(statement)).all()
+
+    async def requeue(self, job: Job) -> None:
+        """failed -> queued for an operator: errors cleared, dead-letter record removed."""
+        await self._move(job, JobStatus.QUEUED, progress=0, error_code=None, error_message=None)
+        await self._session.execute(delete(DlqJob).where(DlqJob.job_id == job.id))
+        await self.add_event(job.id, EventType.REQUEUED, {"previous_error": job.error_code})
 
     async def events(self, job_id: uuid.UUID) -> Sequence[JobEvent]:
         statement = select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
@@ -156,3 +198,29 @@ class JobRepository:
         await self.add_event(job.id, EventType.FAILED, {"code": code})
         await self.add_event(job.id, EventType.DLQ, {"reason": message})
         return True
+
+
+class ApiKeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, key_id: str, name: str, secret_hash: str, is_admin: bool) -> ApiKey:
+        key = ApiKey(id=key_id, name=name, secret_hash=secret_hash, is_admin=is_admin)
+        self._session.add(key)
+        await self._session.flush()
+        return key
+
+    async def get(self, key_id: str) -> ApiKey | None:
+        return await self._session.get(ApiKey, key_id)
+
+    async def all(self) -> Sequence[ApiKey]:
+        return (await self._session.scalars(select(ApiKey).order_by(ApiKey.created_at))).all()
+
+    async def revoke(self, key_id: str) -> bool:
+        result = await self._session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=func.now())
+            .returning(ApiKey.id)
+        )
+        return result.first() is not None

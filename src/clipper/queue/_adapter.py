@@ -86,6 +86,10 @@ class QueueAdapter(Protocol):
         limit: int = 1000,
     ) -> list[uuid.UUID]: ...
 
+    async def requeue(
+        self, message: QueueMessage, *, queue: str | None = None, conn: Any = None
+    ) -> bool: ...
+
     async def run_retention(
         self, on_batch: Callable[[int], None] | None = None
     ) -> RetentionResult: ...
@@ -232,6 +236,22 @@ class BaseQueueAdapter(abc.ABC):
         source = queue or self.config.queue
         return await self.store.redrive(
             dead_letter_queue_name(source), source, job_ids, limit, self.config.max_attempts
+        )
+
+    async def requeue(
+        self, message: QueueMessage, *, queue: str | None = None, conn: Any = None
+    ) -> bool:
+        """Run a finished (completed or dead-lettered) message again with fresh attempts and
+        drop its dead letter; with `conn`, inside the caller's transaction. False when the
+        message is still queued or running. Works even after retention deleted it."""
+        self._require_started()
+        source = queue or self.config.queue
+        return await self.store.requeue(
+            source,
+            dead_letter_queue_name(source),
+            message,
+            max_attempts=self.config.max_attempts,
+            conn=conn,
         )
 
     async def run_retention(self, on_batch: Callable[[int], None] | None = None) -> RetentionResult:

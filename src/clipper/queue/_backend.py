@@ -102,6 +102,16 @@ class QueueBackend(Protocol):
         max_attempts: int,
     ) -> list[uuid.UUID]: ...
 
+    async def requeue(
+        self,
+        queue: str,
+        dead_letter_queue: str,
+        message: QueueMessage,
+        *,
+        max_attempts: int,
+        conn: Any,
+    ) -> bool: ...
+
     async def ping(self) -> bool: ...
 
 

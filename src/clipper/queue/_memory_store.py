@@ -295,6 +295,25 @@ class MemoryStore:
             revived.append(entry.job_id)
         return revived
 
+    async def requeue(
+        self,
+        queue: str,
+        dead_letter_queue: str,
+        message: QueueMessage,
+        *,
+        max_attempts: int,
+        conn: Any,
+    ) -> bool:
+        if conn is not None:
+            raise TypeError("the in-memory queue has no transactions: requeue without conn=")
+        row_id = self._by_job.get((queue, message.job_id))
+        if row_id is not None and self._rows[row_id].state not in ("completed", "failed"):
+            return False
+        self._drop(queue, message.job_id)
+        self._drop(dead_letter_queue, message.job_id)
+        self._insert(queue, message, max_attempts, 0.0)
+        return True
+
     async def ping(self) -> bool:
         return True
 

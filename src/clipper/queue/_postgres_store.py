@@ -134,6 +134,16 @@ class PostgresStore:
         for lane in (self._publish_lane, self._claim_lane, self._ack_lane):
             await lane.close()
 
+    async def _execute_in(
+        self, name: str, params: dict[str, Any], conn: Any, lane: Lane | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run a query on the caller's connection (joining its transaction) when given one."""
+        if conn is None:
+            return await self._execute(name, params, lane)
+        driver = await driver_connection(conn)
+        cursor = await driver.execute(self._queries[name], params)
+        return await cursor.fetchall() if cursor.description else []
+
     async def publish(
         self, queue: str, message: QueueMessage, *, max_attempts: int, delay: float, conn: Any
     ) -> bool:
@@ -146,13 +156,27 @@ class PostgresStore:
             "delay": delay,
             "channel": self._channel,
         }
-        if conn is None:
-            rows = await self._execute("publish", params, self._publish_lane)
-        else:
-            driver = await driver_connection(conn)
-            cursor = await driver.execute(self._queries["publish"], params)
-            rows = await cursor.fetchall()
-        return bool(rows)
+        return bool(await self._execute_in("publish", params, conn, self._publish_lane))
+
+    async def requeue(
+        self,
+        queue: str,
+        dead_letter_queue: str,
+        message: QueueMessage,
+        *,
+        max_attempts: int,
+        conn: Any,
+    ) -> bool:
+        params = {
+            "queue": queue,
+            "dead_letter_queue": dead_letter_queue,
+            "job_id": message.job_id,
+            "priority": message.priority.rank,
+            "payload": None if message.payload is None else Jsonb(message.payload),
+            "max_attempts": max_attempts,
+            "channel": self._channel,
+        }
+        return bool(await self._execute_in("requeue", params, conn))
 
     async def claim(self, queue: str, limit: int, visibility: float) -> list[ReceivedMessage]:
         rows = await self._execute(

@@ -206,6 +206,25 @@ WITH letters AS (
 )
 SELECT job_id, pg_notify(%(channel)s, %(source_queue)s) FROM revived;
 
+-- name: requeue
+-- An operator's requeue of one finished message: run it again with fresh attempts (re-created
+-- if retention already took it) and drop its dead letter. Not for a message still unfinished.
+WITH revived AS (
+    INSERT INTO {schema}.messages (queue, job_id, priority, payload, max_attempts)
+    VALUES (%(queue)s, %(job_id)s, %(priority)s, %(payload)s, %(max_attempts)s)
+    ON CONFLICT (queue, job_id) DO UPDATE
+    SET state = 'ready', attempts = 0, run_after = now(), finished_at = NULL,
+        lease_token = NULL, lease_until = NULL, priority = EXCLUDED.priority,
+        payload = EXCLUDED.payload
+    WHERE messages.state IN ('completed', 'failed')
+    RETURNING queue
+), removed AS (
+    DELETE FROM {schema}.messages
+    WHERE queue = %(dead_letter_queue)s AND job_id = %(job_id)s
+      AND EXISTS (SELECT 1 FROM revived)
+)
+SELECT pg_notify(%(channel)s, queue) FROM revived;
+
 -- name: ping
 -- Health: the database answers and the queue table exists.
 SELECT 1 FROM {schema}.messages LIMIT 0;

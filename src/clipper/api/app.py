@@ -1,0 +1,62 @@
+"""create_app(settings): the FastAPI application, its resources opened in its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ..db.session import create_engine, session_factory
+from ..queue import QueueAdapter, create_queue_adapter
+from ..settings import Settings
+from .auth import ApiKeys
+from .errors import install_error_handlers
+from .metrics import ApiMetrics
+from .middleware import RequestContextMiddleware
+from .resources import Resources
+from .routes import dlq, health, jobs
+
+DESCRIPTION = """Clip jobs on demand. `POST /api/jobs` stores and enqueues a job in one
+transaction and answers 202 at once; poll `GET /api/jobs/{id}` or read its events.
+Errors always come as `{"error": {"code", "message", "details"?, "correlationId"}}`."""
+
+
+def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None = None) -> FastAPI:
+    """The API. Give it the process's queue adapter to share one (as `clipper up` does);
+    otherwise it opens its own for its lifetime."""
+    metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(database_url)
+        sessions = session_factory(engine)
+        own_queue = queue is None
+        adapter = queue or create_queue_adapter(
+            settings.provider, settings.queue_config(), database_url=database_url
+        )
+        if own_queue:
+            await adapter.start()
+        app.state.resources = Resources(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            queue=adapter,
+            keys=ApiKeys(settings.enable_api_keys, sessions),
+            metrics=metrics,
+        )
+        try:
+            yield
+        finally:
+            if own_queue:
+                await adapter.shutdown()
+            await engine.dispose()
+
+    app = FastAPI(title="Clipper", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.add_middleware(
+        RequestContextMiddleware, max_body=settings.max_request_bytes, metrics=metrics.http
+    )
+    install_error_handlers(app)
+    for module in (jobs, dlq, health):
+        app.include_router(module.router)
+    return app

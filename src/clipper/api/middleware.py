@@ -1,0 +1,93 @@
+"""ASGI middleware: a correlation id per request, a cap on body size, HTTP metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..errors import PayloadTooLargeError
+from ..logs import correlation_id
+from .metrics import HttpMetrics
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestContextMiddleware:
+    """Accepts a sane X-Request-Id (or makes one), echoes it, puts it in every log line; refuses
+    bodies over `max_body` bytes, by Content-Length or while streaming; counts requests."""
+
+    def __init__(self, app: ASGIApp, max_body: int, metrics: HttpMetrics) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        offered = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
+        token = correlation_id.set(request_id)
+        scope.setdefault("state", {})["correlation_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            declared = headers.get(b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+                await _refuse_too_large(send_with_id, request_id)
+                return
+            await self.app(scope, self._limited(receive), send_with_id)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.seconds.labels(scope["method"], route).observe(
+                time.perf_counter() - started
+            )
+            correlation_id.reset(token)
+
+    def _limited(self, receive: Receive) -> Receive:
+        received = 0
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body:
+                raise PayloadTooLargeError(f"the request body is over {self.max_body} bytes")
+            return message
+
+        return receive_limited
+
+
+async def _refuse_too_large(send: Send, request_id: str) -> None:
+    error = PayloadTooLargeError()
+    body = json.dumps(
+        {"error": {"code": error.code, "message": error.message, "correlationId": request_id}}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,22 @@
+"""What the API holds for its lifetime, made once at start-up and closed at shutdown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from ..queue import QueueAdapter
+from ..settings import Settings
+from .auth import ApiKeys
+from .metrics import ApiMetrics
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    queue: QueueAdapter
+    keys: ApiKeys
+    metrics: ApiMetrics

@@ -1,0 +1,59 @@
+"""/healthz (alive), /readyz (database and queue), /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from ...db.repositories import JobRepository
+from ...domain.jobs import JobStatus
+from ..deps import ResourcesDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up (it does not look at the database)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(resources: ResourcesDep) -> JSONResponse:
+    """Ready to serve: the database answers and the queue is healthy; 503 otherwise."""
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(2.0), resources.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    queue = await resources.queue.health()
+    checks["queue"] = "ok" if queue.ok else "; ".join(queue.detail.values()) or "unavailable"
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics")
+async def metrics(resources: ResourcesDep, response: Response) -> Response:
+    """Queue, HTTP and job metrics; job counts are read from the database now."""
+    state = resources.metrics
+    async with resources.sessions() as session:
+        jobs = JobRepository(session)
+        counts = await jobs.status_counts()
+        for status in JobStatus:
+            state.gauges.jobs.labels(status.value).set(counts.get(status.value, 0))
+        state.gauges.dead.set(await jobs.dead_letter_count())
+        state.gauges.oldest.set(await jobs.oldest_queued_age_seconds())
+    # The queue's depth collector reads synchronously: keep it off the event loop.
+    body = await asyncio.to_thread(
+        lambda: generate_latest(state.registry) + generate_latest(resources.queue.metrics.registry)
+    )
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

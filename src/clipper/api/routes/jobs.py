@@ -1,0 +1,157 @@
+"""/api/jobs: create a clip job, read it, its events, and the list."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+
+from ...db.models import Job
+from ...db.repositories import JobRepository
+from ...domain.clips import ClipRequest
+from ...domain.jobs import Priority, SourceType
+from ...domain.timecode import parse_timecode
+from ...errors import (
+    ClipTooLongError,
+    ConflictError,
+    GoneError,
+    NotFoundError,
+    ValidationFailedError,
+)
+from ...services.jobs import IdempotencyConflictError, create_job
+from ...settings import Settings
+from ..deps import ResourcesDep, get_caller
+from ..schemas import EventRead, JobAccepted, JobCreate, JobPage, JobRead, links
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(get_caller)])
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+async def create(
+    body: JobCreate,
+    resources: ResourcesDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JobAccepted:
+    """Accept a clip job: stored and enqueued in one transaction, answered at once. Repeat a
+    request with the same `Idempotency-Key` header to get the same job back."""
+    request = to_clip_request(body, resources.settings)
+    async with resources.sessions.begin() as session:
+        try:
+            created = await create_job(session, resources.queue, request, idempotency_key)
+        except IdempotencyConflictError as exc:
+            raise ConflictError() from exc
+    job = created.job
+    response.headers["Location"] = f"/api/jobs/{job.id}"
+    if not created.created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return JobAccepted(
+        id=job.id,
+        status=job.status,
+        priority=job.priority,
+        created_at=job.created_at,
+        expires_at=job.expires_at,
+        links=links(job.id),
+    )
+
+
+def to_clip_request(body: JobCreate, settings: Settings) -> ClipRequest:
+    """The rules across fields; each failure names the field to fix."""
+    if body.source_type == "upload":
+        if body.upload_key is None:
+            raise ValidationFailedError.field("uploadKey", "is required when sourceType is upload")
+        if body.youtube_url is not None:
+            raise ValidationFailedError.field("youtubeUrl", "must be absent for an upload")
+    else:
+        if body.youtube_url is None:
+            raise ValidationFailedError.field(
+                "youtubeUrl", "is required when sourceType is youtube"
+            )
+        if body.upload_key is not None:
+            raise ValidationFailedError.field("uploadKey", "must be absent for a youtube source")
+    start_ms, end_ms = parse_timecode(body.start), parse_timecode(body.end)
+    if end_ms <= start_ms:
+        raise ValidationFailedError.field("end", "must be after start")
+    if body.burn_subtitles and not body.with_subtitles:
+        raise ValidationFailedError.field("burnSubtitles", "needs withSubtitles")
+    limit_ms = int(settings.clip_max_duration_sec * 1000)
+    if end_ms - start_ms > limit_ms:
+        seconds = (end_ms - start_ms) / 1000
+        raise ClipTooLongError(
+            f"end: the clip is {seconds:g} s long; CLIP_MAX_DURATION_SEC allows "
+            f"{settings.clip_max_duration_sec:g} s",
+            [{"field": "end", "message": "makes the clip too long"}],
+        )
+    return ClipRequest(
+        source_type=SourceType(body.source_type),
+        start_ms=start_ms,
+        end_ms=end_ms,
+        priority=Priority(body.priority),
+        upload_key=body.upload_key,
+        source_url=None if body.youtube_url is None else str(body.youtube_url),
+        with_subtitles=body.with_subtitles,
+        burn_subtitles=body.burn_subtitles,
+        subtitle_lang=body.subtitle_lang,
+    )
+
+
+@router.get("/{job_id}", response_model=JobRead)
+async def read(job_id: uuid.UUID, resources: ResourcesDep) -> JobRead:
+    """A job's status and progress (poll it); 404 if unknown, 410 once expired."""
+    async with resources.sessions() as session:
+        return JobRead.of(await _live_job(JobRepository(session), job_id))
+
+
+@router.get("/{job_id}/events", response_model=list[EventRead])
+async def events(job_id: uuid.UUID, resources: ResourcesDep) -> list[EventRead]:
+    """Everything that happened to a job, oldest first."""
+    async with resources.sessions() as session:
+        jobs = JobRepository(session)
+        await _live_job(jobs, job_id)
+        return [EventRead.of(event) for event in await jobs.events(job_id)]
+
+
+@router.get("", response_model=JobPage)
+async def page(
+    resources: ResourcesDep,
+    status_filter: Annotated[
+        Literal["queued", "processing", "done", "failed"] | None, Query(alias="status")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> JobPage:
+    """Jobs, newest first; pass `nextCursor` back as `cursor` for the next page."""
+    after = None if cursor is None else _decode_cursor(cursor)
+    async with resources.sessions() as session:
+        jobs = await JobRepository(session).page(status_filter, after, limit + 1)
+    more = len(jobs) > limit
+    items = list(jobs[:limit])
+    return JobPage(
+        items=[JobRead.of(job) for job in items],
+        next_cursor=_encode_cursor(items[-1]) if more else None,
+    )
+
+
+async def _live_job(jobs: JobRepository, job_id: uuid.UUID) -> Job:
+    job = await jobs.get(job_id)
+    if job is None:
+        raise NotFoundError()
+    if await jobs.is_expired(job):
+        raise GoneError()
+    return job
+
+
+def _encode_cursor(job: Job) -> str:
+    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(created), uuid.UUID(job_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationFailedError.field("cursor", "is not a cursor this API gave out") from None

@@ -1,0 +1,91 @@
+"""Clipper's error tree: each class is one API error code and HTTP status; its docstring is the
+default message. The API turns every one into the error envelope in a single handler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ClipperError(Exception):
+    """Something went wrong on our side."""
+
+    code = "INTERNAL"
+    status = 500
+
+    def __init__(self, message: str | None = None, details: list[dict[str, Any]] | None = None):
+        super().__init__(message or (self.__doc__ or "").strip())
+        self.message = str(self.args[0])
+        self.details = details
+
+
+class ValidationFailedError(ClipperError):
+    """The request is not valid."""
+
+    code = "VALIDATION_FAILED"
+    status = 422
+
+    @classmethod
+    def field(cls, name: str, message: str) -> ValidationFailedError:
+        return cls(f"{name}: {message}", [{"field": name, "message": message}])
+
+
+class ClipTooLongError(ValidationFailedError):
+    """The clip is longer than CLIP_MAX_DURATION_SEC allows."""
+
+    code = "CLIP_TOO_LONG"
+
+
+class UnauthorizedError(ClipperError):
+    """A valid API key is required."""
+
+    code = "UNAUTHORIZED"
+    status = 401
+
+
+class ForbiddenError(ClipperError):
+    """This needs an admin API key."""
+
+    code = "FORBIDDEN"
+    status = 403
+
+
+class NotFoundError(ClipperError):
+    """No such job."""
+
+    code = "NOT_FOUND"
+    status = 404
+
+
+class ConflictError(ClipperError):
+    """This Idempotency-Key was used with a different request."""
+
+    code = "IDEMPOTENCY_CONFLICT"
+    status = 409
+
+
+class InvalidStateError(ClipperError):
+    """The job is not in a state that allows this."""
+
+    code = "INVALID_STATE"
+    status = 409
+
+
+class GoneError(ClipperError):
+    """The job has expired and its results are deleted."""
+
+    code = "GONE"
+    status = 410
+
+
+class PayloadTooLargeError(ClipperError):
+    """The request body is too large."""
+
+    code = "PAYLOAD_TOO_LARGE"
+    status = 413
+
+
+class UnavailableError(ClipperError):
+    """The service cannot reach its database right now; try again shortly."""
+
+    code = "UNAVAILABLE"
+    status = 503

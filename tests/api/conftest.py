@@ -1,0 +1,54 @@
+"""The API app on a real database, driven over HTTP (httpx, in process)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from clipper.api import create_app
+from clipper.settings import Settings
+
+ApiFactory = Callable[..., Any]
+
+
+def settings_for(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def make_client(db_url: str) -> AsyncIterator[ApiFactory]:
+    """make_client(**settings) -> an httpx client for an app with those settings."""
+    opened: list[tuple[Any, httpx.AsyncClient]] = []
+
+    async def make(**values: Any) -> httpx.AsyncClient:
+        app = create_app(settings_for(**values), db_url)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
+        opened.append((lifespan, client))
+        return client
+
+    yield make
+    for lifespan, client in opened:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def client(make_client: ApiFactory) -> httpx.AsyncClient:
+    made: httpx.AsyncClient = await make_client()
+    return made
+
+
+def clip(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "sourceType": "upload",
+        "uploadKey": "up_123",
+        "start": "00:00:05",
+        "end": "00:00:35",
+    }
+    body.update(overrides)
+    return {key: value for key, value in body.items() if value is not None}
