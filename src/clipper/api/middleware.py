@@ -52,7 +52,7 @@ class RequestContextMiddleware:
             if declared is not None and declared.isdigit() and int(declared) > self.max_body:
                 await _refuse_too_large(send_with_id, request_id)
                 return
-            await self.app(scope, self._limited(receive), send_with_id)
+            await self._call_limited(scope, receive, send_with_id, request_id)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(scope["method"], route, str(status)).inc()
@@ -61,18 +61,36 @@ class RequestContextMiddleware:
             )
             correlation_id.reset(token)
 
-    def _limited(self, receive: Receive) -> Receive:
+    async def _call_limited(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str
+    ) -> None:
+        """Count the body as it streams in; past the cap, tell the app the client left (the
+        framework would turn an exception into its own 400), drop its reply, answer 413."""
         received = 0
+        exceeded = False
 
         async def receive_limited() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_body:
-                raise PayloadTooLargeError(f"the request body is over {self.max_body} bytes")
+                exceeded = True
+                return {"type": "http.disconnect"}
             return message
 
-        return receive_limited
+        async def send_unless_exceeded(message: Message) -> None:
+            if not exceeded:
+                await send(message)
+
+        try:
+            await self.app(scope, receive_limited, send_unless_exceeded)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded:
+            await _refuse_too_large(send, request_id)
 
 
 async def _refuse_too_large(send: Send, request_id: str) -> None:

@@ -1,0 +1,111 @@
+"""API keys on and off; admin-only routes; keys never reach the logs."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from clipper.api import auth
+from clipper.api_keys import make_key
+from clipper.db.repositories import ApiKeyRepository
+from clipper.db.session import create_engine, session_factory
+from tests.api.conftest import ApiFactory, clip
+
+
+async def _create_key(db_url: str, *, admin: bool) -> str:
+    engine = create_engine(db_url, pool_size=1)
+    key = make_key()
+    async with session_factory(engine).begin() as session:
+        await ApiKeyRepository(session).add(key.id, "test", key.secret_hash, admin)
+    await engine.dispose()
+    return key.token
+
+
+async def _revoke(db_url: str, token: str) -> None:
+    engine = create_engine(db_url, pool_size=1)
+    async with session_factory(engine).begin() as session:
+        assert await ApiKeyRepository(session).revoke(token.split("_")[1])
+    await engine.dispose()
+
+
+async def test_keys_off_lets_local_callers_in(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/api/jobs", json=clip())).status_code == 202
+    assert (await client.get("/api/dlq")).status_code == 200
+
+
+async def test_keys_on_require_a_valid_unrevoked_key(
+    make_client: ApiFactory,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(auth, "CACHE_SECONDS", 0.0)  # see revocation at once
+    client: httpx.AsyncClient = await make_client(enable_api_keys=True)
+    token = await _create_key(db_url, admin=False)
+    with caplog.at_level(logging.DEBUG):
+        missing = await client.post("/api/jobs", json=clip())
+        wrong = await client.post(
+            "/api/jobs", json=clip(), headers={"Authorization": f"Bearer {token[:-2]}xx"}
+        )
+        bearer = await client.post(
+            "/api/jobs", json=clip(), headers={"Authorization": f"Bearer {token}"}
+        )
+        header = await client.get("/api/jobs", headers={"X-API-Key": token})
+    assert missing.status_code == 401
+    assert missing.json()["error"]["code"] == "UNAUTHORIZED"
+    assert missing.headers["www-authenticate"] == "Bearer"
+    assert wrong.status_code == 401
+    assert bearer.status_code == 202
+    assert header.status_code == 200
+    assert token not in caplog.text
+    assert token[-20:] not in caplog.text
+    await _revoke(db_url, token)
+    revoked = await client.get("/api/jobs", headers={"X-API-Key": token})
+    assert revoked.status_code == 401
+
+
+async def test_admin_routes_need_an_admin_key(make_client: ApiFactory, db_url: str) -> None:
+    client: httpx.AsyncClient = await make_client(enable_api_keys=True)
+    user = await _create_key(db_url, admin=False)
+    admin = await _create_key(db_url, admin=True)
+    forbidden = await client.get("/api/dlq", headers={"X-API-Key": user})
+    assert forbidden.status_code == 403
+    assert forbidden.json()["error"]["code"] == "FORBIDDEN"
+    assert (await client.get("/api/dlq", headers={"X-API-Key": admin})).status_code == 200
+
+
+async def test_requeue_puts_a_failed_job_back(client: httpx.AsyncClient, db_url: str) -> None:
+    import psycopg
+
+    job_id = (await client.post("/api/jobs", json=clip())).json()["id"]
+    early = await client.post(f"/api/dlq/{job_id}/requeue")
+    assert early.status_code == 409  # still queued
+    with psycopg.connect(db_url) as conn:  # as the worker's dead-letter hook leaves it
+        conn.execute(
+            "UPDATE jobs SET status = 'failed', error_code = 'BOOM' WHERE id = %s", (job_id,)
+        )
+        conn.execute(
+            "INSERT INTO dlq_jobs (job_id, reason, payload) VALUES (%s, 'BOOM', '{}')", (job_id,)
+        )
+        conn.execute(
+            "UPDATE clipper_queue.messages SET state = 'failed', finished_at = now() "
+            "WHERE job_id = %s",
+            (job_id,),
+        )
+    letters = (await client.get("/api/dlq")).json()
+    assert [letter["jobId"] for letter in letters] == [job_id]
+    requeued = await client.post(f"/api/dlq/{job_id}/requeue")
+    assert requeued.status_code == 202, requeued.text
+    assert (requeued.json()["status"], requeued.json()["error"]) == ("queued", None)
+    events = [e["type"] for e in (await client.get(f"/api/jobs/{job_id}/events")).json()]
+    assert events == ["created", "requeued"]
+    assert (await client.get("/api/dlq")).json() == []
+    with psycopg.connect(db_url) as conn:
+        state = conn.execute(
+            "SELECT state, attempts FROM clipper_queue.messages "
+            "WHERE queue = 'clips' AND job_id = %s",
+            (job_id,),
+        ).fetchone()
+    assert state == ("ready", 0)
