@@ -5,18 +5,22 @@ from __future__ import annotations
 import typer
 
 from . import db, dlq, queue
+from .serve import api, up
 from .worker import worker
 
 app = typer.Typer(
     help=(
         "Clipper: clip jobs on a PostgreSQL queue.\n\n"
-        "Start with `clipper worker` (uses an embedded PostgreSQL when DATABASE_URL is unset). "
+        "Start with `clipper up`: the API, the worker and the dead-letter consumer in one "
+        "process (an embedded PostgreSQL when DATABASE_URL is unset). "
         "Settings come from environment variables (see docs/queue.md), e.g. "
         "QUEUE_CONCURRENCY=8 clipper worker."
     ),
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals may hold secrets
 )
+app.command()(up)
+app.command()(api)
 app.command()(worker)
 app.add_typer(db.app, name="db")
 app.add_typer(dlq.app, name="dlq")

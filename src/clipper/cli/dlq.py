@@ -28,7 +28,7 @@ def consume(ctx: typer.Context) -> None:
         return
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
-    options = WorkerOptions(main_consumer=False, metrics_port=0)
+    options = WorkerOptions(main_consumer=False, metrics_port=0, processors={})
     run(run_worker(settings, url, options))
 
 

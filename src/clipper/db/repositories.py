@@ -180,10 +180,23 @@ class JobRepository:
             await self.add_event(job.id, EventType.DONE, {"video": result_video_key})
         return moved
 
-    async def fail(self, job: Job, code: str, message: str, dlq_payload: dict[str, Any]) -> bool:
-        """Mark the job failed and record its dead letter, with `failed` and `dlq` events."""
+    async def fail(
+        self,
+        job: Job,
+        code: str,
+        message: str,
+        dlq_payload: dict[str, Any],
+        keep_for: timedelta,
+    ) -> bool:
+        """Mark the job failed (expiring `keep_for` from now, like a result) and record its
+        dead letter, with `failed` and `dlq` events."""
         moved = await self._move(
-            job, JobStatus.FAILED, error_code=code, error_message=message, last_error=message
+            job,
+            JobStatus.FAILED,
+            error_code=code,
+            error_message=message,
+            last_error=message,
+            expires_at=func.now() + keep_for,
         )
         if not moved:
             return False

@@ -116,7 +116,13 @@ class JobRunner:
             if job is None:
                 return
             code = letter.error.code or "PROCESSING_FAILED"
-            await jobs.fail(job, code, letter.error.message, _dead_letter_record(job, letter))
+            await jobs.fail(
+                job,
+                code,
+                letter.error.message,
+                _dead_letter_record(job, letter),
+                self._keep_results_for,
+            )
 
 
 def _dead_letter_record(job: Job, letter: DeadLetter) -> dict[str, Any]:

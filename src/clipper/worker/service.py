@@ -1,17 +1,22 @@
-"""Run the worker until SIGINT/SIGTERM, then stop gracefully (a second signal stops at once)."""
+"""The worker: jobs from the queue through their lifecycle, the dead-letter consumer with its
+alerts, and retention; started and stopped as one."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-from ..queue import AlertHook, Consumer, Handler, create_queue_adapter
+from ..db.session import create_engine, session_factory
+from ..queue import Consumer, QueueAdapter, create_queue_adapter
+from ..services.processing import JobRunner, Processor
 from ..settings import Settings
-from .handlers import log_alert, log_message
+from ..signals import StopSignals
+from .alerts import alert_hook
+from .processors import default_processors
 
 logger = logging.getLogger("clipper.worker")
 
@@ -26,42 +31,88 @@ class WorkerOptions:
     main_consumer: bool = True
     dead_letter_consumer: bool = True
     metrics_port: int | None = None
-    handler: Handler = log_message
-    alert: AlertHook = log_alert
+    processors: dict[str, Processor] = field(default_factory=default_processors)
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        database_url: str,
+        options: WorkerOptions,
+        queue: QueueAdapter | None = None,
+    ) -> None:
+        self._settings = settings
+        self._options = options
+        self._own_queue = queue is None
+        self.queue = queue or create_queue_adapter(
+            settings.provider, settings.queue_config(), database_url=database_url
+        )
+        self._engine = create_engine(database_url)
+        self._consumers: list[Consumer] = []
+
+    async def start(self) -> None:
+        if self._options.metrics_port:
+            _serve_metrics(self._options.metrics_port, self.queue.metrics.registry)
+        if self._own_queue:
+            await self.queue.start()
+        if self._options.main_consumer:
+            runner = JobRunner(
+                session_factory(self._engine),
+                self._options.processors,
+                timedelta(hours=self._settings.retention_hours),
+            )
+            self._consumers.append(
+                self.queue.consume(
+                    runner,
+                    concurrency=self._options.concurrency,
+                    on_retry=runner.on_retry,
+                    on_dead_letter=runner.on_dead_letter,
+                    transaction=self._engine.begin,
+                )
+            )
+            self.queue.start_maintenance(self._settings.maintenance_interval_sec)
+        if self._options.dead_letter_consumer:
+            webhook = self._settings.alert_webhook_url
+            self._consumers.append(
+                self.queue.start_dlq_consumer(
+                    alert_hook(webhook.get_secret_value() if webhook else None)
+                )
+            )
+        for consumer in self._consumers:
+            logger.info("consuming %r (Ctrl-C to stop)", consumer.queue)
+
+    async def stop(self, signals: StopSignals) -> None:
+        """Graceful: no new claims, running jobs get the grace period; a second signal cuts it."""
+        logger.info(
+            "stopping: no new claims; waiting up to %.0fs for %d running job(s)",
+            self.queue.config.shutdown_grace_seconds,
+            sum(consumer.running for consumer in self._consumers),
+        )
+        shutdown = asyncio.create_task(self._stop_consumers())
+        hard = asyncio.create_task(signals.hard_stop.wait())
+        await asyncio.wait({shutdown, hard}, return_when=asyncio.FIRST_COMPLETED)
+        if not shutdown.done():
+            logger.warning("second signal: cancelling running jobs now")
+            await asyncio.gather(*(consumer.stop(grace_seconds=0) for consumer in self._consumers))
+        await shutdown
+        hard.cancel()
+        await self._engine.dispose()
+        logger.info("worker stopped")
+
+    async def _stop_consumers(self) -> None:
+        if self._own_queue:
+            await self.queue.shutdown()
+        else:
+            await asyncio.gather(*(consumer.stop() for consumer in self._consumers))
 
 
 async def run_worker(settings: Settings, database_url: str, options: WorkerOptions) -> None:
-    config = settings.queue_config()
-    adapter = create_queue_adapter(settings.provider, config, database_url=database_url)
-    stop = asyncio.Event()
-    hard_stop = asyncio.Event()
-    _install_signal_handlers(stop, hard_stop)
-    if options.metrics_port:
-        _serve_metrics(options.metrics_port, adapter.metrics.registry)
-    await adapter.start()
-    consumers: list[Consumer] = []
-    if options.main_consumer:
-        consumers.append(adapter.consume(options.handler, concurrency=options.concurrency))
-        adapter.start_maintenance(settings.maintenance_interval_sec)
-    if options.dead_letter_consumer:
-        consumers.append(adapter.start_dlq_consumer(options.alert))
-    for consumer in consumers:
-        logger.info("consuming %r (Ctrl-C to stop)", consumer.queue)
-    await stop.wait()
-    logger.info(
-        "stopping: no new claims; waiting up to %.0fs for %d running job(s)",
-        config.shutdown_grace_seconds,
-        sum(consumer.running for consumer in consumers),
-    )
-    shutdown = asyncio.create_task(adapter.shutdown())
-    hard = asyncio.create_task(hard_stop.wait())
-    await asyncio.wait({shutdown, hard}, return_when=asyncio.FIRST_COMPLETED)
-    if not shutdown.done():
-        logger.warning("second signal: cancelling running jobs now")
-        await adapter.shutdown(grace_seconds=0)
-    await shutdown
-    hard.cancel()
-    logger.info("worker stopped")
+    signals = StopSignals().install()
+    worker = Worker(settings, database_url, options)
+    await worker.start()
+    await signals.stop.wait()
+    await worker.stop(signals)
 
 
 def _serve_metrics(port: int, registry: CollectorRegistry) -> None:
@@ -73,13 +124,3 @@ def _serve_metrics(port: int, registry: CollectorRegistry) -> None:
             "(or --metrics-port) to a free port, or 0 to turn the endpoint off"
         ) from None
     logger.info("metrics on http://127.0.0.1:%d/metrics", port)
-
-
-def _install_signal_handlers(stop: asyncio.Event, hard_stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-
-    def on_signal() -> None:
-        (hard_stop if stop.is_set() else stop).set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal)

@@ -1,0 +1,49 @@
+"""Alerts for dead letters: always an error-level log line, and a webhook POST when
+ALERT_WEBHOOK_URL is set. A failed POST raises, so the DLQ consumer retries it with backoff;
+it never stops the consumer."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+
+from ..queue import AlertHook, DeadLetter
+
+logger = logging.getLogger("clipper.alerts")
+
+
+def alert_hook(webhook_url: str | None) -> AlertHook:
+    async def alert(letter: DeadLetter) -> None:
+        logger.error(
+            "ALERT: job %s failed for good: %s",
+            letter.job_id,
+            letter.error.message,
+            extra={
+                "job_id": str(letter.job_id),
+                "attempts": letter.attempts,
+                "error_code": letter.error.code,
+            },
+        )
+        if webhook_url is None:
+            return
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            response = await client.post(webhook_url, json=_payload(letter))
+            response.raise_for_status()
+
+    return alert
+
+
+def _payload(letter: DeadLetter) -> dict[str, object]:
+    return {
+        "event": "job.dead_lettered",
+        "jobId": str(letter.job_id),
+        "queue": letter.source_queue,
+        "attempts": letter.attempts,
+        "error": {
+            "code": letter.error.code,
+            "type": letter.error.type,
+            "message": letter.error.message,
+        },
+        "failedAt": letter.failed_at.isoformat(),
+    }
