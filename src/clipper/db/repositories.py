@@ -97,7 +97,14 @@ class JobRepository:
 
     async def requeue(self, job: Job) -> None:
         """failed -> queued for an operator: errors cleared, dead-letter record removed."""
-        await self._move(job, JobStatus.QUEUED, progress=0, error_code=None, error_message=None)
+        await self._move(
+            job,
+            JobStatus.QUEUED,
+            progress=0,
+            error_code=None,
+            error_message=None,
+            expires_at=None,
+        )
         await self._session.execute(delete(DlqJob).where(DlqJob.job_id == job.id))
         await self.add_event(job.id, EventType.REQUEUED, {"previous_error": job.error_code})
 
