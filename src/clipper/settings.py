@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -76,6 +77,7 @@ class Settings(BaseSettings):
     )
     max_request_bytes: int = Field(default=65_536, validation_alias="MAX_REQUEST_BYTES", ge=1024)
     alert_webhook_url: SecretStr | None = Field(default=None, validation_alias="ALERT_WEBHOOK_URL")
+    data_dir: Path = Field(default=Path(".clipper") / "data", validation_alias="DATA_DIR")
 
     @field_validator("log_level", mode="before")
     @classmethod

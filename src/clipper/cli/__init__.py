@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from . import db, dlq, queue
+from . import db, dlq, keys, queue
+from .jobs import cleanup, seed
 from .serve import api, up
 from .worker import worker
 
@@ -22,7 +23,10 @@ app = typer.Typer(
 app.command()(up)
 app.command()(api)
 app.command()(worker)
+app.command()(cleanup)
+app.command()(seed)
 app.add_typer(db.app, name="db")
+app.add_typer(keys.app, name="keys")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(queue.app, name="queue")
 

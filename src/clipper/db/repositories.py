@@ -35,6 +35,13 @@ class NewJob:
     request_fingerprint: str | None = None
 
 
+# Finished and past expiry (database clock): what retention may delete.
+_EXPIRED = (
+    Job.status.in_([JobStatus.DONE.value, JobStatus.FAILED.value]),
+    Job.expires_at <= func.now(),
+)
+
+
 class JobRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -90,6 +97,34 @@ class JobRepository:
             )
         )
         return float(age or 0.0)
+
+    async def expired(self, limit: int, skip: Sequence[uuid.UUID] = ()) -> Sequence[Job]:
+        """Finished jobs past their expiry, oldest first, locked for this transaction; never
+        a queued or processing job."""
+        statement = (
+            select(Job)
+            .where(*_EXPIRED)
+            .order_by(Job.expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        if skip:
+            statement = statement.where(Job.id.not_in(skip))
+        return (await self._session.scalars(statement)).all()
+
+    async def count_expired(self) -> int:
+        statement = select(func.count()).select_from(Job).where(*_EXPIRED)
+        return int(await self._session.scalar(statement) or 0)
+
+    async def delete(self, job_ids: Sequence[uuid.UUID]) -> None:
+        """Jobs with their events and dead-letter records (ON DELETE CASCADE)."""
+        await self._session.execute(delete(Job).where(Job.id.in_(job_ids)))
+
+    async def try_lock(self, name: str) -> bool:
+        """An advisory lock held until this transaction ends (it cannot leak)."""
+        return bool(
+            await self._session.scalar(select(func.pg_try_advisory_xact_lock(func.hashtext(name))))
+        )
 
     async def dead_letters(self, limit: int) -> Sequence[DlqJob]:
         statement = select(DlqJob).order_by(DlqJob.created_at.desc()).limit(limit)

@@ -13,8 +13,10 @@ from prometheus_client import CollectorRegistry, start_http_server
 from ..db.session import create_engine, session_factory
 from ..queue import Consumer, QueueAdapter, create_queue_adapter
 from ..services.processing import JobRunner, Processor
+from ..services.retention import cleanup_expired_jobs
 from ..settings import Settings
 from ..signals import StopSignals
+from ..storage import LocalStorage
 from .alerts import alert_hook
 from .processors import default_processors
 
@@ -50,6 +52,7 @@ class Worker:
         )
         self._engine = create_engine(database_url)
         self._consumers: list[Consumer] = []
+        self._maintenance: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self._options.metrics_port:
@@ -72,6 +75,7 @@ class Worker:
                 )
             )
             self.queue.start_maintenance(self._settings.maintenance_interval_sec)
+            self._maintenance = asyncio.create_task(self._clean_up_jobs())
         if self._options.dead_letter_consumer:
             webhook = self._settings.alert_webhook_url
             self._consumers.append(
@@ -100,7 +104,27 @@ class Worker:
         await self._engine.dispose()
         logger.info("worker stopped")
 
+    async def _clean_up_jobs(self) -> None:
+        """Job retention on the maintenance schedule (the queue's own runs beside it)."""
+        storage = LocalStorage(self._settings.data_dir)
+        sessions = session_factory(self._engine)
+        while True:
+            try:
+                result = await cleanup_expired_jobs(sessions, storage)
+                if result.deleted or result.kept:
+                    logger.info(
+                        "retention: %d expired job(s) deleted, %d kept for next run",
+                        result.deleted,
+                        result.kept,
+                    )
+            except Exception as exc:
+                logger.error("job retention failed: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(self._settings.maintenance_interval_sec)
+
     async def _stop_consumers(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            await asyncio.gather(self._maintenance, return_exceptions=True)
         if self._own_queue:
             await self.queue.shutdown()
         else:

@@ -1,0 +1,112 @@
+"""`clipper cleanup` and `clipper seed`: job retention now, and demo data."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+from rich.progress import Progress
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ..db.repositories import JobRepository, NewJob
+from ..db.session import create_engine, session_factory
+from ..domain.clips import ClipRequest
+from ..domain.jobs import EventType, Priority, SourceType
+from ..queue import create_queue_adapter
+from ..services.jobs import create_job
+from ..services.retention import cleanup_expired_jobs
+from ..settings import Settings
+from ..storage import LocalStorage
+from ._runtime import database_url_or_exit, run, settings_or_exit
+
+
+def cleanup(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be deleted.")
+    ] = False,
+) -> None:
+    """Delete expired jobs (done or failed, past expiresAt) with their events, dead-letter
+    records and stored files, in batches. Queued and processing jobs are never touched; a job
+    whose files cannot be deleted stays for the next run. The worker also does this on a
+    schedule (MAINTENANCE_INTERVAL_SEC)."""
+    settings = settings_or_exit()
+    url = database_url_or_exit(settings)
+
+    async def main() -> str:
+        engine = create_engine(url, pool_size=2)
+        try:
+            with Progress(transient=True) as progress:
+                task = progress.add_task("deleting expired jobs", total=None)
+                result = await cleanup_expired_jobs(
+                    session_factory(engine),
+                    LocalStorage(settings.data_dir),
+                    dry_run=dry_run,
+                    on_batch=lambda count: progress.advance(task, count),
+                )
+        finally:
+            await engine.dispose()
+        if dry_run:
+            return f"{result.deleted} expired job(s) would be deleted"
+        if result.skipped:
+            return "another instance is running retention right now; nothing done"
+        return f"deleted {result.deleted} expired job(s); kept {result.kept} for the next run"
+
+    typer.echo(run(main()))
+
+
+def seed(
+    count: Annotated[int, typer.Option(min=1, help="Jobs per state.")] = 2,
+) -> None:
+    """Add sample jobs in every state (queued, processing, done, failed) with their events,
+    for demos and development. Queued ones are really enqueued."""
+    settings = settings_or_exit()
+    url = database_url_or_exit(settings)
+    typer.echo(run(_seed(settings, url, count)))
+
+
+async def _seed(settings: Settings, url: str, count: int) -> str:
+    engine = create_engine(url, pool_size=2)
+    queue = create_queue_adapter(settings.provider, settings.queue_config(), database_url=url)
+    await queue.start()
+    keep = timedelta(hours=settings.retention_hours)
+    try:
+        sessions = session_factory(engine)
+        for index in range(count):
+            request = ClipRequest(
+                SourceType.UPLOAD,
+                index * 10_000,
+                index * 10_000 + 30_000,
+                [Priority.FAST, Priority.NORMAL, Priority.BULK][index % 3],
+                upload_key=f"sample_{index}",
+            )
+            async with sessions.begin() as session:
+                await create_job(session, queue, request)
+            await _seed_finished(sessions, index, keep)
+    finally:
+        await queue.shutdown()
+        await engine.dispose()
+    return f"seeded {count * 4} job(s): {count} queued, processing, done and failed each"
+
+
+async def _seed_finished(
+    sessions: async_sessionmaker[AsyncSession], index: int, keep: timedelta
+) -> None:
+    async with sessions.begin() as session:
+        jobs = JobRepository(session)
+        for status in ("processing", "done", "failed"):
+            job = await jobs.add(
+                NewJob(uuid.uuid4(), "normal", "upload", 0, 30_000, upload_key=f"seed_{index}")
+            )
+            assert job is not None
+            running = await jobs.start_attempt(job.id, 1)
+            assert running is not None
+            await jobs.record_progress(job.id, 40, "cut")
+            if status == "done":
+                await jobs.complete(running, f"results/{job.id}/clip.mp4", None, keep)
+            elif status == "failed":
+                await jobs.add_event(job.id, EventType.RETRY, {"attempt": 1, "seeded": True})
+                await jobs.fail(
+                    running, "SAMPLE_FAILURE", "a seeded failure", {"seeded": True}, keep
+                )

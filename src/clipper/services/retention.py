@@ -1,0 +1,74 @@
+"""Retention of jobs: expired finished jobs go, with their events, dead-letter records and
+stored files, in batches, one instance at a time. A job whose files could not be deleted
+stays for the next run."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ..db.models import Job
+from ..db.repositories import JobRepository
+from ..storage import Storage
+
+logger = logging.getLogger("clipper.retention")
+
+LOCK_NAME = "clipper.jobs.retention"
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupResult:
+    deleted: int = 0
+    kept: int = 0  # expired, but a file would not delete: tried again next run
+    skipped: bool = False  # another instance holds the retention lock
+
+
+async def cleanup_expired_jobs(
+    sessions: async_sessionmaker[AsyncSession],
+    storage: Storage,
+    *,
+    batch_size: int = 200,
+    dry_run: bool = False,
+    on_batch: Callable[[int], None] | None = None,
+) -> CleanupResult:
+    """Delete expired jobs; with `dry_run`, only count them (as `deleted`)."""
+    if dry_run:
+        async with sessions() as session:
+            return CleanupResult(deleted=await JobRepository(session).count_expired())
+    deleted, kept = 0, list[uuid.UUID]()
+    while True:
+        async with sessions.begin() as session:
+            jobs = JobRepository(session)
+            if not await jobs.try_lock(LOCK_NAME):
+                return CleanupResult(deleted, len(kept), skipped=deleted == 0 and not kept)
+            batch = await jobs.expired(batch_size, kept)
+            removable = [job.id for job in batch if await _delete_files(storage, job)]
+            kept += [job.id for job in batch if job.id not in removable]
+            if removable:
+                await jobs.delete(removable)
+        deleted += len(removable)
+        if on_batch is not None:
+            on_batch(len(batch))
+        if len(batch) < batch_size:
+            return CleanupResult(deleted, len(kept))
+
+
+async def _delete_files(storage: Storage, job: Job) -> bool:
+    for key in (job.result_video_key, job.result_subtitles_key):
+        if key is None:
+            continue
+        try:
+            await storage.delete(key)
+        except Exception as exc:
+            logger.warning(
+                "could not delete %s; the job stays until the next run: %s",
+                key,
+                exc,
+                extra={"job_id": str(job.id)},
+            )
+            return False
+    return True
