@@ -1,0 +1,183 @@
+"""Clipper as people run it: `clipper up` over HTTP, alerts to a webhook, a worker killed
+mid-job."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from clipper.db.session import create_engine, session_factory
+from clipper.domain.clips import ClipRequest
+from clipper.domain.jobs import SourceType
+from clipper.queue import PostgresQueueAdapter, QueueConfig
+from clipper.services.jobs import create_job
+from tests.cli_helpers import CLIPPER, ROOT, environment
+
+
+class Webhook:
+    """A local receiver: answers 500 to the first POST (to prove retries), 204 after."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.calls = 0
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                hook.calls += 1
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if hook.calls == 1:
+                    self.send_response(500)
+                else:
+                    hook.received.append(json.loads(body))
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    receiver = Webhook()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
+
+
+def _wait(condition: Any, timeout: float = 30, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _start_up(db_url: str, **env: str) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [*CLIPPER, "up"],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment(DATABASE_URL=db_url, API_PORT="0", **env),
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.startswith("Clipper API on "):
+            return process, line.split()[3]
+    raise AssertionError(f"clipper up did not start: {process.communicate()}")
+
+
+def test_clipper_up_accepts_a_job_and_the_dlq_consumer_alerts(
+    db_url: str, webhook: Webhook
+) -> None:
+    process, address = _start_up(
+        db_url,
+        ALERT_WEBHOOK_URL=webhook.url,
+        QUEUE_RETRY_BACKOFF_MS_BASE="100",
+    )
+    try:
+        with httpx.Client(base_url=address, timeout=10) as api:
+            accepted = api.post(
+                "/api/jobs",
+                json={
+                    "sourceType": "upload",
+                    "uploadKey": "demo",
+                    "start": "00:00:05",
+                    "end": "00:00:35",
+                    "priority": "fast",
+                },
+            )
+            assert accepted.status_code == 202, accepted.text
+            job_url = accepted.json()["links"]["self"]
+            # No clip processor exists yet: the job fails at once with a clear code.
+            _wait(lambda: api.get(job_url).json()["status"] == "failed", what="failed job")
+            job = api.get(job_url).json()
+            assert job["error"]["code"] == "NO_PROCESSOR"
+            events = [e["type"] for e in api.get(accepted.json()["links"]["events"]).json()]
+            assert events == ["created", "processing", "failed", "dlq"]
+            assert [letter["jobId"] for letter in api.get("/api/dlq").json()] == [job["id"]]
+        _wait(lambda: webhook.received, what="the webhook alert")
+        assert webhook.calls >= 2  # the first POST failed and was retried
+        assert webhook.received[0]["jobId"] == job["id"]
+        assert webhook.received[0]["error"]["code"] == "NO_PROCESSOR"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "worker stopped" in stderr
+
+
+def _events(url: str, job_id: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT type FROM job_events WHERE job_id = %s ORDER BY id", (job_id,)
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def test_a_job_whose_worker_is_killed_mid_cut_completes_once_after_redelivery(
+    db_url: str,
+) -> None:
+    env = environment(DATABASE_URL=db_url, QUEUE_VISIBILITY_SEC="1")
+
+    def worker() -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.job_worker_process"],
+            cwd=ROOT,
+            env=env,
+            text=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    job_id = asyncio.run(_create_job(db_url))
+    first = worker()
+    try:
+        _wait(lambda: "progress" in _events(db_url, job_id), what="the first attempt cutting")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    second = worker()
+    try:
+        _wait(lambda: "done" in _events(db_url, job_id), what="done after redelivery")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=30)
+    events = _events(db_url, job_id)
+    assert events.count("done") == 1
+    assert events[:3] == ["created", "processing", "progress"]
+    assert events.count("processing") == 2
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT status, attempts FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    assert row == ("done", 2)
+
+
+async def _create_job(db_url: str) -> str:
+    engine = create_engine(db_url, pool_size=1)
+    queue = PostgresQueueAdapter(db_url, QueueConfig())
+    await queue.start()
+    try:
+        async with session_factory(engine).begin() as session:
+            request = ClipRequest(SourceType.UPLOAD, 0, 10_000, upload_key="k")
+            return str((await create_job(session, queue, request)).job.id)
+    finally:
+        await queue.shutdown()
+        await engine.dispose()
