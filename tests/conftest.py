@@ -99,7 +99,12 @@ class PrivatePostgres:
         self._pg_ctl("-w", "restart", "-m", "immediate")
 
     def stop(self) -> None:
+        """Stop at once, as a crash would."""
         self._pg_ctl("-w", "stop", "-m", "immediate")
+
+    def start(self) -> None:
+        """Start again after stop(), on the same socket (so the same URL works)."""
+        self._server.ensure_postgres_running()
 
 
 @pytest.fixture
@@ -107,4 +112,4 @@ def private_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Priva
     cluster = PrivatePostgres(tmp_path_factory.mktemp("pg", numbered=True))
     migrate.upgrade(cluster.url, QUEUE_SCHEMA)
     yield cluster
-    cluster.stop()
+    cluster.stop()  # a test may leave it stopped: stopping twice only complains

@@ -198,7 +198,7 @@ async def test_lost_lease_is_reported_to_the_handler_and_counted(harness: Harnes
             outcome.append("lost")
             raise
 
-    adapter.consume(slow)
+    adapter.consume(slow, concurrency=1)  # its one slot is busy: only the test reclaims
     await wait_event(started)
     await harness.expire_leases()
     [stolen] = await adapter.store.claim("clips", 1, 30)

@@ -44,8 +44,11 @@ def envelope(request: Request, error: ClipperError) -> JSONResponse:
     body: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.details:
         body["details"] = error.details
-    body["correlationId"] = getattr(request.state, "correlation_id", None)
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    request_id = getattr(request.state, "correlation_id", None)
+    body["correlationId"] = request_id
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+    if request_id:  # also on 500s, which Starlette sends from outside our middleware
+        headers["X-Request-Id"] = request_id
     return JSONResponse({"error": body}, status_code=error.status, headers=headers)
 
 
@@ -67,11 +70,16 @@ def install_error_handlers(app: FastAPI) -> None:
             return envelope(request, NotFoundError("no such resource"))
         return envelope(request, HttpError(exc.status_code, str(exc.detail)))
 
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        return envelope(request, UnavailableError())
+
+    # Registered by class, so they are handled inside the middleware (headers, metrics).
+    for exception_class in DATABASE_DOWN:
+        app.add_exception_handler(exception_class, database_down)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, DATABASE_DOWN) or isinstance(exc.__cause__, DATABASE_DOWN):
-            logger.warning("database unavailable: %s", type(exc).__name__)
-            return envelope(request, UnavailableError())
         logger.error("unexpected error", exc_info=exc)
         return envelope(request, ClipperError())
 

@@ -41,10 +41,10 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
+                response_headers = list(message.get("headers", []))
+                if not any(name.lower() == b"x-request-id" for name, _ in response_headers):
+                    response_headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = response_headers
             await send(message)
 
         try:
