@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Clipper's one entry point for people and CI; needs nothing but Python 3.11+.
 
-    python3 dev.py run      # the service (a worker on the clips queue)
+    python3 dev.py run      # the service: API, worker and dead-letter consumer (clipper up)
     python3 dev.py test     # the test suite (pytest arguments may follow)
     python3 dev.py check    # ruff and mypy
 
@@ -56,7 +56,7 @@ def main() -> int:
         return 2
     ensure_environment()
     if verb == "run":
-        become(str(BIN / "clipper"), "worker", "--migrate", *args)
+        become(str(BIN / "clipper"), "up", "--migrate", *args)
     if verb == "test":
         become(str(BIN / "python"), "-m", "pytest", *args)
     return (

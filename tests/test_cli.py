@@ -9,7 +9,15 @@ from tests.cli_helpers import clipper
 
 COMMANDS = [
     [],
+    ["up"],
+    ["api"],
     ["worker"],
+    ["cleanup"],
+    ["seed"],
+    ["keys"],
+    ["keys", "create"],
+    ["keys", "list"],
+    ["keys", "revoke"],
     ["db"],
     ["db", "upgrade"],
     ["db", "downgrade"],
@@ -102,3 +110,42 @@ def test_unreachable_database_is_a_clear_error_without_the_password() -> None:
     assert "cannot reach the database named by DATABASE_URL" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_keys_create_list_revoke(db_url: str) -> None:
+    created = clipper("keys", "create", "--name", "ci bot", "--admin", DATABASE_URL=db_url)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    assert token.startswith("ck_")
+    key_id = token.split("_")[1]
+    listed = clipper("keys", "list", DATABASE_URL=db_url)
+    assert key_id in listed.stdout
+    assert "admin" in listed.stdout
+    assert token.split("_", 2)[2] not in listed.stdout  # the secret is never shown again
+    with psycopg.connect(db_url) as conn:
+        stored = conn.execute("SELECT secret_hash FROM api_keys").fetchone()
+    assert stored is not None
+    assert stored[0].startswith("scrypt$")
+    assert token.split("_", 2)[2] not in stored[0]
+    assert "revoked" in clipper("keys", "revoke", key_id, DATABASE_URL=db_url).stdout
+    again = clipper("keys", "revoke", key_id, DATABASE_URL=db_url)
+    assert again.returncode == 2
+
+
+def test_seed_then_cleanup(db_url: str) -> None:
+    seeded = clipper("seed", "--count", "1", DATABASE_URL=db_url)
+    assert seeded.returncode == 0, seeded.stderr
+    with psycopg.connect(db_url) as conn:
+        states = dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY 1").fetchall())
+        assert states == {"queued": 1, "processing": 1, "done": 1, "failed": 1}
+        conn.execute(
+            "UPDATE jobs SET expires_at = now() - interval '1 minute' WHERE expires_at IS NOT NULL"
+        )
+    assert (
+        "2 expired job(s) would be deleted"
+        in clipper("cleanup", "--dry-run", DATABASE_URL=db_url).stdout
+    )
+    assert "deleted 2 expired job(s)" in clipper("cleanup", DATABASE_URL=db_url).stdout
+    with psycopg.connect(db_url) as conn:
+        left = dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY 1").fetchall())
+    assert left == {"queued": 1, "processing": 1}
