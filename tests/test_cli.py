@@ -136,7 +136,9 @@ def test_seed_then_cleanup(db_url: str) -> None:
     seeded = clipper("seed", "--count", "1", DATABASE_URL=db_url)
     assert seeded.returncode == 0, seeded.stderr
     with psycopg.connect(db_url) as conn:
-        states = dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY 1").fetchall())
+        states: dict[str, int] = dict(
+            conn.execute("SELECT status, count(*) FROM jobs GROUP BY 1").fetchall()
+        )
         assert states == {"queued": 1, "processing": 1, "done": 1, "failed": 1}
         conn.execute(
             "UPDATE jobs SET expires_at = now() - interval '1 minute' WHERE expires_at IS NOT NULL"
@@ -147,5 +149,7 @@ def test_seed_then_cleanup(db_url: str) -> None:
     )
     assert "deleted 2 expired job(s)" in clipper("cleanup", DATABASE_URL=db_url).stdout
     with psycopg.connect(db_url) as conn:
-        left = dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY 1").fetchall())
+        left: dict[str, int] = dict(
+            conn.execute("SELECT status, count(*) FROM jobs GROUP BY 1").fetchall()
+        )
     assert left == {"queued": 1, "processing": 1}
