@@ -134,6 +134,7 @@ async def test_redelivery_of_a_finished_job_does_no_work_again(
     runner = JobRunner(sessions, {"upload": cut}, KEEP)
     _consume(queue, engine, runner)
     await wait_for(lambda: _status_is(sessions, job.id, "done"))
+    await wait_for(lambda: _message_done(sessions, job.id), message="the first acknowledgement")
     async with sessions.begin() as session:  # the queue hands the message out once more
         await session.execute(
             text(
@@ -143,7 +144,7 @@ async def test_redelivery_of_a_finished_job_does_no_work_again(
             {"j": job.id},
         )
     await queue.publish(QueueMessage(uuid.uuid4()))  # wake the consumer; a job-less message
-    await wait_for(lambda: runner.missing_jobs == 1, message="the job-less message")
+    await wait_for(lambda: runner.missing_jobs._value.get() == 1, message="the job-less message")
     await wait_for(lambda: _message_done(sessions, job.id), message="redelivery acknowledged")
     assert runs == [1]
     assert (await _events(sessions, job.id)).count("done") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -100,3 +101,15 @@ async def test_a_job_whose_files_will_not_delete_stays_for_the_next_run(
 def test_storage_refuses_keys_outside_its_folder(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="outside"):
         LocalStorage(tmp_path).path("../../etc/passwd")
+
+
+async def test_concurrent_runs_delete_each_job_once(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    storage = LocalStorage(tmp_path)
+    jobs = [await _job(sessions, "done", True, storage) for _ in range(12)]
+    results = await asyncio.gather(
+        *(cleanup_expired_jobs(sessions, storage, batch_size=2) for _ in range(4))
+    )
+    assert sum(result.deleted for result in results) == len(jobs)
+    assert not any([await _exists(sessions, job_id) for job_id in jobs])

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
+from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from ..db.models import Job
@@ -69,11 +70,16 @@ class JobRunner:
         sessions: async_sessionmaker[AsyncSession],
         processors: Mapping[str, Processor],
         keep_results_for: timedelta,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._sessions = sessions
         self._processors = processors
         self._keep_results_for = keep_results_for
-        self.missing_jobs = 0
+        self.missing_jobs = Counter(
+            "clipper_worker_missing_jobs",
+            "Messages acknowledged because their job row does not exist.",
+            registry=registry or CollectorRegistry(),
+        )
 
     async def __call__(self, message: ReceivedMessage, context: JobContext) -> None:
         job = await self._start(message, context)
@@ -93,7 +99,7 @@ class JobRunner:
             jobs = JobRepository(session)
             job = await jobs.get(message.job_id)
             if job is None:
-                self.missing_jobs += 1
+                self.missing_jobs.inc()
                 logger.warning("no job row for this message; acknowledging it")
                 return None
             if JobStatus(job.status).terminal:

@@ -64,6 +64,7 @@ class Worker:
                 session_factory(self._engine),
                 self._options.processors,
                 timedelta(hours=self._settings.retention_hours),
+                self.queue.metrics.registry,
             )
             self._consumers.append(
                 self.queue.consume(
