@@ -213,14 +213,16 @@ async def test_heartbeats_keep_a_long_job_from_being_redelivered(harness: Harnes
     adapter = await harness.adapter(visibility_seconds=2.4)  # heartbeat every 0.8 s
     job = uuid.uuid4()
     await adapter.publish(QueueMessage(job))
-    finished = asyncio.Event()
+    started, finished = asyncio.Event(), asyncio.Event()
 
     async def long_job(message: ReceivedMessage, context: JobContext) -> None:
+        started.set()
         await asyncio.sleep(5.0)  # the job's own work: over two lease windows
         finished.set()
 
     recorder = Recorder()
     adapter.consume(long_job)
+    await wait_event(started)  # from here only an expired lease could hand it to `other`
     other = await harness.adapter(visibility_seconds=2.4)
     other.consume(recorder)
     await wait_event(finished)
