@@ -1,0 +1,131 @@
+"""Cutting a segment: stream copy when the start lies on a keyframe (fast, lossless), else a
+frame-accurate re-encode; every output is probed before it counts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import FfmpegError, InvalidOutputError, SegmentOutOfRangeError
+from .ffmpeg import run_ffmpeg
+from .probe import MediaInfo, keyframe_before, probe
+
+logger = logging.getLogger("clipper.media")
+
+# A start this close after a keyframe still cuts cleanly by stream copy.
+KEYFRAME_TOLERANCE_MS = 40
+# How far a clip's duration may differ from the request (frames and audio packets).
+DURATION_TOLERANCE_MS = 150
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    method: str  # "copy" or "encode"
+    duration_ms: int
+
+
+async def cut_segment(
+    source: Path,
+    info: MediaInfo,
+    start_ms: int,
+    end_ms: int,
+    output: Path,
+    *,
+    on_progress: Callable[[str, float], Awaitable[None]],
+    timeout_seconds: float,
+) -> Cut:
+    """Write `output` (MP4, faststart) with [start_ms, end_ms) of `source`."""
+    if start_ms >= info.duration_ms or end_ms > info.duration_ms + DURATION_TOLERANCE_MS:
+        raise SegmentOutOfRangeError(
+            f"the segment ends at {end_ms / 1000:g} s but the source lasts "
+            f"{info.duration_ms / 1000:g} s"
+        )
+    end_ms = min(end_ms, info.duration_ms)
+    keyframe = await keyframe_before(source, start_ms) if info.has_video else start_ms
+    if keyframe is not None and start_ms - keyframe <= KEYFRAME_TOLERANCE_MS:
+        try:
+            return await _encode(
+                source, keyframe, end_ms, output, "copy", info, on_progress, timeout_seconds
+            )
+        except (FfmpegError, InvalidOutputError) as exc:
+            logger.info("stream copy gave no clean clip (%s); re-encoding", exc)
+    return await _encode(
+        source, start_ms, end_ms, output, "encode", info, on_progress, timeout_seconds
+    )
+
+
+async def _encode(
+    source: Path,
+    start_ms: int,
+    end_ms: int,
+    output: Path,
+    method: str,
+    info: MediaInfo,
+    on_progress: Callable[[str, float], Awaitable[None]],
+    timeout_seconds: float,
+) -> Cut:
+    duration_ms = end_ms - start_ms
+    codecs = (
+        ["-c", "copy", "-avoid_negative_ts", "make_zero"]
+        if method == "copy"
+        else [
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "23",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+        ]
+    )
+    stage = "cut" if method == "copy" else "encode"
+
+    async def report(share: float) -> None:
+        await on_progress(stage, share)
+
+    await run_ffmpeg(
+        [
+            "-y",
+            "-ss",
+            f"{start_ms / 1000:.3f}",
+            "-i",
+            str(source),
+            "-t",
+            f"{duration_ms / 1000:.3f}",
+            "-map",
+            "0:v?",
+            "-map",
+            "0:a?",
+            "-sn",
+            *codecs,
+            "-movflags",
+            "+faststart",
+            str(output),
+        ],
+        duration_ms=duration_ms,
+        on_progress=report,
+        timeout_seconds=timeout_seconds,
+    )
+    await verify(output, duration_ms, info)
+    return Cut(method, duration_ms)
+
+
+async def verify(output: Path, duration_ms: int, source: MediaInfo) -> None:
+    """The clip has the source's kinds of streams and the requested length."""
+    try:
+        clip = await probe(output)
+    except Exception as exc:
+        raise InvalidOutputError(f"the clip cannot be read back: {exc}") from exc
+    if (clip.has_video, clip.has_audio) != (source.has_video, source.has_audio):
+        raise InvalidOutputError("the clip lost a video or audio stream")
+    if abs(clip.duration_ms - duration_ms) > DURATION_TOLERANCE_MS:
+        raise InvalidOutputError(
+            f"the clip lasts {clip.duration_ms} ms instead of {duration_ms} ms"
+        )

@@ -1,0 +1,41 @@
+"""Media failures, each with the code a failed job reports. Permanent ones skip retries."""
+
+from __future__ import annotations
+
+from ..queue import PermanentError
+
+
+class UnreadableMediaError(PermanentError):
+    """The input is not a readable video or audio file."""
+
+    code = "UNREADABLE_INPUT"
+
+
+class SegmentOutOfRangeError(PermanentError):
+    """The requested segment lies outside the source."""
+
+    code = "SEGMENT_OUT_OF_RANGE"
+
+
+class MissingSourceError(PermanentError):
+    """The uploaded source no longer exists."""
+
+    code = "SOURCE_MISSING"
+
+
+class FfmpegError(Exception):
+    """FFmpeg failed on input it could read (a full disk, a crash): worth another attempt."""
+
+    code = "FFMPEG_FAILED"
+
+
+class FfmpegTimeoutError(FfmpegError):
+    """FFmpeg ran past CLIP_MAX_RUNTIME_SEC and was killed."""
+
+    code = "FFMPEG_TIMEOUT"
+
+
+class InvalidOutputError(Exception):
+    """The clip FFmpeg wrote does not match the request: a failed attempt, never a done job."""
+
+    code = "OUTPUT_INVALID"

@@ -1,0 +1,76 @@
+"""What a media file holds, read with PyAV (FFmpeg's libraries, from the `av` wheel)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+
+from .errors import UnreadableMediaError
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInfo:
+    duration_ms: int
+    has_video: bool
+    has_audio: bool
+    subtitle_streams: int
+
+
+async def probe(path: Path) -> MediaInfo:
+    return await asyncio.to_thread(_probe, path)
+
+
+def _probe(path: Path) -> MediaInfo:
+    try:
+        with av.open(str(path)) as container:
+            streams = container.streams
+            duration = container.duration
+            if duration is None:  # some containers only know it per stream
+                durations = [
+                    float(s.duration * s.time_base)
+                    for s in streams
+                    if s.duration is not None and s.time_base is not None
+                ]
+                seconds = max(durations, default=0.0)
+            else:
+                seconds = duration / av.time_base
+            info = MediaInfo(
+                duration_ms=int(seconds * 1000),
+                has_video=bool(streams.video),
+                has_audio=bool(streams.audio),
+                subtitle_streams=len(streams.subtitles),
+            )
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise UnreadableMediaError(f"cannot read the input: {exc}") from exc
+    if not (info.has_video or info.has_audio) or info.duration_ms <= 0:
+        raise UnreadableMediaError("the input has no video or audio stream")
+    return info
+
+
+async def keyframe_before(path: Path, at_ms: int) -> int | None:
+    """The time (ms) of the last video keyframe at or before `at_ms`; None without video."""
+    return await asyncio.to_thread(_keyframe_before, path, at_ms)
+
+
+def _keyframe_before(path: Path, at_ms: int) -> int | None:
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            return None
+        stream = container.streams.video[0]
+        time_base = stream.time_base
+        assert time_base is not None
+        # Seek lands on the keyframe at or before the target; read forward to confirm it.
+        container.seek(int(at_ms / 1000 / time_base), stream=stream, backward=True, any_frame=False)
+        best: int | None = None
+        for packet in container.demux(stream):
+            if packet.pts is None:
+                continue
+            at = int(packet.pts * time_base * 1000)
+            if at > at_ms:
+                break
+            if packet.is_keyframe:
+                best = at
+        return best

@@ -1,0 +1,49 @@
+"""Test media made with the wheel's FFmpeg: a test pattern, a tone, a keyframe every 2 s."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from clipper.media.ffmpeg import ffmpeg_path
+
+
+def make_video(path: Path, seconds: int = 20, *, audio: bool = True, video: bool = True) -> Path:
+    inputs: list[str] = []
+    if video:
+        inputs += ["-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={seconds}"]
+    if audio:
+        inputs += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
+    codecs: list[str] = []
+    if video:  # keyframes exactly every 2 s, so copy and re-encode paths are predictable
+        codecs += [
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "50",
+            "-keyint_min",
+            "50",
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+        ]
+    if audio:
+        codecs += ["-c:a", "aac"]
+    subprocess.run(
+        [
+            ffmpeg_path(),
+            "-y",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            *inputs,
+            *codecs,
+            "-shortest",
+            str(path),
+        ],
+        check=True,
+    )
+    return path
