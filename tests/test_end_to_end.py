@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +22,8 @@ import pytest
 from clipper.db.session import create_engine, session_factory
 from clipper.domain.clips import ClipRequest
 from clipper.domain.jobs import SourceType
+from clipper.media.cutting import DURATION_TOLERANCE_MS
+from clipper.media.probe import probe
 from clipper.queue import PostgresQueueAdapter, QueueConfig
 from clipper.services.jobs import create_job
 from tests.cli_helpers import CLIPPER, ROOT, environment
@@ -85,39 +88,72 @@ def _start_up(db_url: str, **env: str) -> tuple[subprocess.Popen[str], str]:
     raise AssertionError(f"clipper up did not start: {process.communicate()}")
 
 
-def test_clipper_up_accepts_a_job_and_the_dlq_consumer_alerts(
-    db_url: str, webhook: Webhook
+def test_clipper_clip_makes_a_clip_and_a_failed_job_alerts_the_webhook(
+    db_url: str, webhook: Webhook, tmp_path: Path
 ) -> None:
     process, address = _start_up(
         db_url,
         ALERT_WEBHOOK_URL=webhook.url,
         QUEUE_RETRY_BACKOFF_MS_BASE="100",
+        DATA_DIR=str(tmp_path / "data"),
     )
     try:
-        with httpx.Client(base_url=address, timeout=10) as api:
+        sample = tmp_path / "talk.mp4"
+        made = subprocess.run(
+            [*CLIPPER, "sample-video", str(sample), "--seconds", "30"],
+            cwd=ROOT,
+            env=environment(),
+            capture_output=True,
+            text=True,
+        )
+        assert made.returncode == 0, made.stderr
+        clipped = subprocess.run(
+            [
+                *CLIPPER,
+                "clip",
+                str(sample),
+                "--start",
+                "00:00:04",
+                "--end",
+                "00:00:14",
+                "--out",
+                str(tmp_path / "clip.mp4"),
+            ],
+            cwd=ROOT,
+            env=environment(CLIPPER_API_URL=address),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert clipped.returncode == 0, clipped.stderr
+        assert "clip saved to" in clipped.stdout
+        info = asyncio.run(probe(tmp_path / "clip.mp4"))
+        assert abs(info.duration_ms - 10_000) <= DURATION_TOLERANCE_MS
+        assert "signature=" not in clipped.stderr.replace("signature=***", "")
+
+        with httpx.Client(base_url=address, timeout=10) as api, sample.open("rb") as file:
+            key = api.post("/api/uploads", files={"file": ("talk.mp4", file)}).json()["uploadKey"]
             accepted = api.post(
                 "/api/jobs",
                 json={
                     "sourceType": "upload",
-                    "uploadKey": "demo",
-                    "start": "00:00:05",
-                    "end": "00:00:35",
-                    "priority": "fast",
+                    "uploadKey": key,
+                    "start": "00:01:00",
+                    "end": "00:01:30",
                 },
             )
             assert accepted.status_code == 202, accepted.text
             job_url = accepted.json()["links"]["self"]
-            # No clip processor exists yet: the job fails at once with a clear code.
             _wait(lambda: api.get(job_url).json()["status"] == "failed", what="failed job")
             job = api.get(job_url).json()
-            assert job["error"]["code"] == "NO_PROCESSOR"
+            assert (job["error"]["code"], job["attempts"]) == ("SEGMENT_OUT_OF_RANGE", 1)
             events = [e["type"] for e in api.get(accepted.json()["links"]["events"]).json()]
-            assert events == ["created", "processing", "failed", "dlq"]
+            assert events == ["created", "processing", "progress", "failed", "dlq"]
             assert [letter["jobId"] for letter in api.get("/api/dlq").json()] == [job["id"]]
         _wait(lambda: webhook.received, what="the webhook alert")
         assert webhook.calls >= 2  # the first POST failed and was retried
         assert webhook.received[0]["jobId"] == job["id"]
-        assert webhook.received[0]["error"]["code"] == "NO_PROCESSOR"
+        assert webhook.received[0]["error"]["code"] == "SEGMENT_OUT_OF_RANGE"
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)

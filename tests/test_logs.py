@@ -21,6 +21,7 @@ from tests.helpers import wait_for
         ("password=hunter2 host=db", "hunter2"),
         ("Authorization: Bearer abc.def.ghi", "abc.def.ghi"),
         ("key ck_12ab_s3cr3tvalue used", "s3cr3tvalue"),
+        ("GET /files/results/x/clip.mp4?expires=1&signature=AbC123_-x", "AbC123_-x"),
     ],
 )
 def test_redact_removes_credentials(text: str, secret: str) -> None:

@@ -70,6 +70,13 @@ class InvalidStateError(ClipperError):
     status = 409
 
 
+class NotReadyError(ClipperError):
+    """The job has no result yet."""
+
+    code = "NOT_READY"
+    status = 409
+
+
 class GoneError(ClipperError):
     """The job has expired and its results are deleted."""
 

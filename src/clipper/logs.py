@@ -24,7 +24,10 @@ _STANDARD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None
 }
 _SECRETS = (
     (re.compile(r"(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]+:)[^@\s]+@"), r"\1***@"),
-    (re.compile(r"(?i)\b(password|passwd|secret|token|api[_-]?key)=([^\s&]+)"), r"\1=***"),
+    (
+        re.compile(r"(?i)\b(password|passwd|secret|token|api[_-]?key|signature)=([^\s&\"]+)"),
+        r"\1=***",
+    ),
     (re.compile(r"(?i)(authorization:\s*bearer\s+)\S+"), r"\1***"),
     (re.compile(r"\bck_[A-Za-z0-9]+_[A-Za-z0-9_-]+"), "ck_***"),
 )
@@ -79,5 +82,6 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("psycopg.pool", "alembic.runtime.migration", "pgserver"):
+    # httpx logs every request at INFO, signed result URLs included.
+    for noisy in ("psycopg.pool", "alembic.runtime.migration", "pgserver", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

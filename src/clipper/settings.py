@@ -14,7 +14,7 @@ from .queue import QueueConfig
 logger = logging.getLogger("clipper")
 
 # Settings whose values may hold credentials: never echoed in errors or logs.
-SECRET_SETTINGS = frozenset({"DATABASE_URL", "ALERT_WEBHOOK_URL"})
+SECRET_SETTINGS = frozenset({"DATABASE_URL", "ALERT_WEBHOOK_URL", "SIGNING_KEY"})
 
 
 class ConfigError(Exception):
@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=65_536, validation_alias="MAX_REQUEST_BYTES", ge=1024)
     alert_webhook_url: SecretStr | None = Field(default=None, validation_alias="ALERT_WEBHOOK_URL")
     data_dir: Path = Field(default=Path(".clipper") / "data", validation_alias="DATA_DIR")
+    max_input_mb: float = Field(default=500, validation_alias="MAX_INPUT_MB", gt=0)
+    max_clip_input_duration_sec: float = Field(
+        default=7200, validation_alias="MAX_CLIP_INPUT_DURATION_SEC", gt=0
+    )
+    clip_max_runtime_sec: float = Field(default=600, validation_alias="CLIP_MAX_RUNTIME_SEC", gt=0)
+    signing_key: SecretStr | None = Field(default=None, validation_alias="SIGNING_KEY")
+    result_url_ttl_sec: int = Field(default=900, validation_alias="RESULT_URL_TTL_SEC", ge=10)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -1,18 +1,60 @@
-"""Where clips and sources are kept: a Storage interface and its local-filesystem form.
+"""Where sources and clips are kept: a Storage interface and its local-filesystem form.
 
-Keys look like `results/{job id}/clip.mp4`; the clip processor writes them (next issue),
-retention deletes them with their job."""
+Keys: `sources/{upload id}/source` for uploads, `results/{job id}/clip.mp4` for clips. The
+API streams uploads in, the worker reads sources and writes clips, retention deletes them."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import shutil
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
+_UPLOAD_KEY = re.compile(r"^up_([0-9a-f]{32})$")
+
+
+class TooLargeError(Exception):
+    """More bytes than allowed arrived."""
+
+
+def new_upload_key() -> str:
+    return f"up_{uuid.uuid4().hex}"
+
+
+def source_key(upload_key: str) -> str:
+    """Where an upload lives. Upload keys are opaque, so a job can name only a real upload."""
+    match = _UPLOAD_KEY.match(upload_key)
+    if match is None:
+        raise ValueError("is not an upload key (up_ followed by 32 hex digits)")
+    return f"sources/{match.group(1)}/source"
+
+
+def result_key(job_id: uuid.UUID, name: str = "clip.mp4") -> str:
+    return f"results/{job_id}/{name}"
+
 
 class Storage(Protocol):
+    async def exists(self, key: str) -> bool: ...
+
+    async def save(self, key: str, chunks: AsyncIterator[bytes], max_bytes: int) -> int:
+        """Write the chunks as `key` (all or nothing); TooLargeError past `max_bytes`."""
+        ...
+
+    async def put_file(self, key: str, source: Path) -> None:
+        """Store a finished local file as `key` (moved when it can be)."""
+        ...
+
+    async def local_path(self, key: str) -> Path:
+        """A local file with the object's content, for FFmpeg and for serving it."""
+        ...
+
     async def delete(self, key: str) -> None:
         """Remove the object; a missing one is fine, any other failure raises."""
+        ...
 
 
 class LocalStorage:
@@ -24,6 +66,34 @@ class LocalStorage:
         if not path.is_relative_to(self.root):
             raise ValueError(f"storage key {key!r} points outside the data folder")
         return path
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self.path(key).is_file)
+
+    async def save(self, key: str, chunks: AsyncIterator[bytes], max_bytes: int) -> int:
+        target = self.path(key)
+        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+        written = 0
+        try:
+            with partial.open("wb") as file:
+                async for chunk in chunks:
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise TooLargeError(f"more than {max_bytes} bytes")
+                    await asyncio.to_thread(file.write, chunk)
+            await asyncio.to_thread(os.replace, partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return written
+
+    async def put_file(self, key: str, source: Path) -> None:
+        target = self.path(key)
+        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(shutil.move, source, target)
+
+    async def local_path(self, key: str) -> Path:
+        return self.path(key)
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.path(key).unlink, missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,6 +11,7 @@ import pytest
 
 from clipper.api import create_app
 from clipper.settings import Settings
+from clipper.storage import LocalStorage, source_key
 
 ApiFactory = Callable[..., Any]
 
@@ -18,13 +20,25 @@ def settings_for(**values: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+# An upload that exists in every test app's storage (its content is never read by the API).
+SAMPLE_UPLOAD_KEY = "up_" + "5" * 32
+
+
 @pytest.fixture
-async def make_client(db_url: str) -> AsyncIterator[ApiFactory]:
+def data_dir(tmp_path: Path) -> Path:
+    storage = LocalStorage(tmp_path / "data")
+    storage.path(source_key(SAMPLE_UPLOAD_KEY)).parent.mkdir(parents=True)
+    storage.path(source_key(SAMPLE_UPLOAD_KEY)).write_bytes(b"a stored upload")
+    return tmp_path / "data"
+
+
+@pytest.fixture
+async def make_client(db_url: str, data_dir: Path) -> AsyncIterator[ApiFactory]:
     """make_client(**settings) -> an httpx client for an app with those settings."""
     opened: list[tuple[Any, httpx.AsyncClient]] = []
 
     async def make(**values: Any) -> httpx.AsyncClient:
-        app = create_app(settings_for(**values), db_url)
+        app = create_app(settings_for(data_dir=data_dir, **values), db_url)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
@@ -46,7 +60,7 @@ async def client(make_client: ApiFactory) -> httpx.AsyncClient:
 def clip(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "sourceType": "upload",
-        "uploadKey": "up_123",
+        "uploadKey": SAMPLE_UPLOAD_KEY,
         "start": "00:00:05",
         "end": "00:00:35",
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,10 +30,10 @@ class JsonLines(logging.Handler):
 
 
 async def test_api_answers_503_while_the_database_is_down_and_leaves_nothing_half_written(
-    private_postgres: PrivatePostgres,
+    private_postgres: PrivatePostgres, data_dir: Path
 ) -> None:
     url = private_postgres.url
-    app = create_app(settings_for(), url)
+    app = create_app(settings_for(data_dir=data_dir), url)
     logs = JsonLines()
     logging.getLogger("clipper.api").addHandler(logs)
     statuses: list[int] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,16 +12,28 @@ from fastapi import FastAPI
 from ..db.session import create_engine, session_factory
 from ..queue import QueueAdapter, create_queue_adapter
 from ..settings import Settings
+from ..signing import Signer
+from ..storage import LocalStorage
 from .auth import ApiKeys
 from .errors import install_error_handlers
 from .metrics import ApiMetrics
 from .middleware import RequestContextMiddleware
 from .resources import Resources
-from .routes import dlq, health, jobs
+from .routes import dlq, files, health, jobs, uploads
+
+logger = logging.getLogger("clipper.api")
 
 DESCRIPTION = """Clip jobs on demand. `POST /api/jobs` stores and enqueues a job in one
 transaction and answers 202 at once; poll `GET /api/jobs/{id}` or read its events.
 Errors always come as `{"error": {"code", "message", "details"?, "correlationId"}}`."""
+
+
+def signing_key(settings: Settings) -> bytes:
+    """SIGNING_KEY, or a key of this process only (links then work only on this process)."""
+    if settings.signing_key is not None:
+        return settings.signing_key.get_secret_value().encode()
+    logger.warning("SIGNING_KEY is unset: result links are signed with a key of this process")
+    return secrets.token_bytes(32)
 
 
 def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None = None) -> FastAPI:
@@ -44,6 +58,8 @@ def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None
             queue=adapter,
             keys=ApiKeys(settings.enable_api_keys, sessions),
             metrics=metrics,
+            storage=LocalStorage(settings.data_dir),
+            signer=Signer(signing_key(settings)),
         )
         try:
             yield
@@ -54,9 +70,13 @@ def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None
 
     app = FastAPI(title="Clipper", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.add_middleware(
-        RequestContextMiddleware, max_body=settings.max_request_bytes, metrics=metrics.http
+        RequestContextMiddleware,
+        max_body=settings.max_request_bytes,
+        # Uploads are the one route that takes large bodies; they stream to disk.
+        max_body_by_path={"/api/uploads": int(settings.max_input_mb * 2**20) + 2**20},
+        metrics=metrics.http,
     )
     install_error_handlers(app)
-    for module in (jobs, dlq, health):
+    for module in (jobs, uploads, files, dlq, health):
         app.include_router(module.router)
     return app

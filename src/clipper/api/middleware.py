@@ -20,9 +20,16 @@ class RequestContextMiddleware:
     """Accepts a sane X-Request-Id (or makes one), echoes it, puts it in every log line; refuses
     bodies over `max_body` bytes, by Content-Length or while streaming; counts requests."""
 
-    def __init__(self, app: ASGIApp, max_body: int, metrics: HttpMetrics) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body: int,
+        metrics: HttpMetrics,
+        max_body_by_path: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_body = max_body
+        self.max_body_by_path = max_body_by_path or {}
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -48,11 +55,12 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            limit = self.max_body_by_path.get(scope["path"], self.max_body)
             declared = headers.get(b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            if declared is not None and declared.isdigit() and int(declared) > limit:
                 await _refuse_too_large(send_with_id, request_id)
                 return
-            await self._call_limited(scope, receive, send_with_id, request_id)
+            await self._call_limited(scope, receive, send_with_id, request_id, limit)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(scope["method"], route, str(status)).inc()
@@ -62,7 +70,7 @@ class RequestContextMiddleware:
             correlation_id.reset(token)
 
     async def _call_limited(
-        self, scope: Scope, receive: Receive, send: Send, request_id: str
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, limit: int
     ) -> None:
         """Count the body as it streams in; past the cap, tell the app the client left (the
         framework would turn an exception into its own 400), drop its reply, answer 413."""
@@ -75,7 +83,7 @@ class RequestContextMiddleware:
                 return {"type": "http.disconnect"}
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_body:
+            if received > limit:
                 exceeded = True
                 return {"type": "http.disconnect"}
             return message

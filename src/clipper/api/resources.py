@@ -8,6 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ..queue import QueueAdapter
 from ..settings import Settings
+from ..signing import Signer
+from ..storage import Storage
 from .auth import ApiKeys
 from .metrics import ApiMetrics
 
@@ -20,3 +22,5 @@ class Resources:
     queue: QueueAdapter
     keys: ApiKeys
     metrics: ApiMetrics
+    storage: Storage
+    signer: Signer

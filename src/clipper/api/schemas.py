@@ -130,3 +130,13 @@ class DeadLetterRead(Wire):
     reason: str
     payload: dict[str, Any]
     created_at: datetime
+
+
+class FileLink(Wire):
+    url: str
+    expires_at: datetime
+
+
+class ResultRead(Wire):
+    video: FileLink
+    subtitles: FileLink | None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from . import db, dlq, keys, queue
+from .clip import clip, sample_video
 from .jobs import cleanup, seed
 from .serve import api, up
 from .worker import worker
@@ -21,6 +22,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals may hold secrets
 )
 app.command()(up)
+app.command()(clip)
+app.command("sample-video")(sample_video)
 app.command()(api)
 app.command()(worker)
 app.command()(cleanup)

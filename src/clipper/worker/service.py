@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -33,7 +33,8 @@ class WorkerOptions:
     main_consumer: bool = True
     dead_letter_consumer: bool = True
     metrics_port: int | None = None
-    processors: dict[str, Processor] = field(default_factory=default_processors)
+    # None: the clip processors configured by the settings.
+    processors: dict[str, Processor] | None = None
 
 
 class Worker:
@@ -62,7 +63,9 @@ class Worker:
         if self._options.main_consumer:
             runner = JobRunner(
                 session_factory(self._engine),
-                self._options.processors,
+                self._options.processors
+                if self._options.processors is not None
+                else default_processors(self._settings),
                 timedelta(hours=self._settings.retention_hours),
                 self.queue.metrics.registry,
             )

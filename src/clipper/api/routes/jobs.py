@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from ...db.models import Job
 from ...db.repositories import JobRepository
@@ -20,12 +20,23 @@ from ...errors import (
     ConflictError,
     GoneError,
     NotFoundError,
+    NotReadyError,
     ValidationFailedError,
 )
 from ...services.jobs import IdempotencyConflictError, create_job
 from ...settings import Settings
+from ...storage import Storage, source_key
 from ..deps import ResourcesDep, get_caller
-from ..schemas import EventRead, JobAccepted, JobCreate, JobPage, JobRead, links
+from ..schemas import (
+    EventRead,
+    FileLink,
+    JobAccepted,
+    JobCreate,
+    JobPage,
+    JobRead,
+    ResultRead,
+    links,
+)
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(get_caller)])
 
@@ -40,6 +51,7 @@ async def create(
     """Accept a clip job: stored and enqueued in one transaction, answered at once. Repeat a
     request with the same `Idempotency-Key` header to get the same job back."""
     request = to_clip_request(body, resources.settings)
+    await _check_upload(request, resources.storage)
     async with resources.sessions.begin() as session:
         try:
             created = await create_job(session, resources.queue, request, idempotency_key)
@@ -97,6 +109,41 @@ def to_clip_request(body: JobCreate, settings: Settings) -> ClipRequest:
         burn_subtitles=body.burn_subtitles,
         subtitle_lang=body.subtitle_lang,
     )
+
+
+async def _check_upload(request: ClipRequest, storage: Storage) -> None:
+    if request.upload_key is None:
+        return
+    try:
+        key = source_key(request.upload_key)
+    except ValueError as exc:
+        raise ValidationFailedError.field("uploadKey", str(exc)) from None
+    if not await storage.exists(key):
+        raise ValidationFailedError.field("uploadKey", "no upload has this key")
+
+
+@router.get("/{job_id}/result", response_model=ResultRead)
+async def result(job_id: uuid.UUID, resources: ResourcesDep, request: Request) -> ResultRead:
+    """Short-lived signed links to the clip (and subtitles) once the job is done: 409
+    NOT_READY before, 410 GONE after expiry. The links serve HTTP Range requests."""
+    async with resources.sessions() as session:
+        job = await _live_job(JobRepository(session), job_id)
+    if job.status != "done" or job.result_video_key is None:
+        raise NotReadyError(f"the job is {job.status}")
+    base = str(request.base_url).rstrip("/")
+
+    def link(key: str | None) -> FileLink | None:
+        if key is None:
+            return None
+        path = f"/files/{key}"
+        query, expires = resources.signer.sign(path, resources.settings.result_url_ttl_sec)
+        return FileLink(
+            url=f"{base}{path}?{query}", expires_at=datetime.fromtimestamp(expires, UTC)
+        )
+
+    video = link(job.result_video_key)
+    assert video is not None
+    return ResultRead(video=video, subtitles=link(job.result_subtitles_key))
 
 
 @router.get("/{job_id}", response_model=JobRead)

@@ -1,0 +1,72 @@
+"""/api/uploads: a source video, streamed to storage and probed, for POST /api/jobs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, Request, status
+from starlette.datastructures import UploadFile
+
+from ...errors import PayloadTooLargeError, ValidationFailedError
+from ...media.errors import UnreadableMediaError
+from ...media.probe import probe
+from ...storage import TooLargeError, new_upload_key, source_key
+from ..deps import ResourcesDep, get_caller
+from ..schemas import Wire
+
+router = APIRouter(prefix="/api/uploads", tags=["uploads"], dependencies=[Depends(get_caller)])
+
+CHUNK = 1 << 20
+
+
+class UploadRead(Wire):
+    upload_key: str
+    size_bytes: int
+    duration_ms: int
+    has_video: bool
+    has_audio: bool
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=UploadRead)
+async def upload(request: Request, resources: ResourcesDep) -> UploadRead:
+    """Upload a video or audio file as multipart form field `file` (at most MAX_INPUT_MB).
+    It is probed: it must hold a video or audio stream no longer than
+    MAX_CLIP_INPUT_DURATION_SEC. Answers the `uploadKey` to use in POST /api/jobs."""
+    settings = resources.settings
+    form = await request.form(max_files=1, max_fields=5)
+    file = form.get("file")
+    if not isinstance(file, UploadFile):
+        raise ValidationFailedError.field("file", "is required (multipart form field)")
+    key = new_upload_key()
+    path = source_key(key)
+    try:
+        size = await resources.storage.save(path, _chunks(file), int(settings.max_input_mb * 2**20))
+    except TooLargeError:
+        message = f"the file is over MAX_INPUT_MB ({settings.max_input_mb:g} MB)"
+        raise PayloadTooLargeError(message) from None
+    finally:
+        await file.close()
+    try:
+        info = await probe(await resources.storage.local_path(path))
+    except UnreadableMediaError as exc:
+        await resources.storage.delete(path)
+        raise ValidationFailedError.field("file", str(exc)) from exc
+    if info.duration_ms > settings.max_clip_input_duration_sec * 1000:
+        await resources.storage.delete(path)
+        raise ValidationFailedError.field(
+            "file",
+            f"lasts {info.duration_ms / 1000:g} s; MAX_CLIP_INPUT_DURATION_SEC allows "
+            f"{settings.max_clip_input_duration_sec:g} s",
+        )
+    return UploadRead(
+        upload_key=key,
+        size_bytes=size,
+        duration_ms=info.duration_ms,
+        has_video=info.has_video,
+        has_audio=info.has_audio,
+    )
+
+
+async def _chunks(file: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await file.read(CHUNK):
+        yield chunk

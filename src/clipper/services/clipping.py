@@ -1,0 +1,74 @@
+"""The clip processor: from a job's uploaded source to a verified clip in storage."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..db.models import Job
+from ..media.cutting import cut_segment
+from ..media.errors import MissingSourceError
+from ..media.probe import probe
+from ..queue import JobContext, PermanentError
+from ..storage import Storage, result_key, source_key
+from .processing import ClipResult, Progress
+
+
+class SubtitlesNotSupportedError(PermanentError):
+    code = "SUBTITLES_NOT_SUPPORTED"
+
+
+class ClipProcessor:
+    """Stages: probe 0-5 %, cut (stream copy) or encode 5-95 %, store 95-100 %.
+
+    Each job works in a scratch folder of its own, removed afterwards whatever happened. The
+    consumer renews the job's lease on its heartbeat while FFmpeg runs."""
+
+    def __init__(self, storage: Storage, scratch_root: Path, ffmpeg_timeout_seconds: float):
+        self._storage = storage
+        self._scratch_root = scratch_root
+        self._timeout = ffmpeg_timeout_seconds
+
+    async def __call__(self, job: Job, progress: Progress, context: JobContext) -> ClipResult:
+        if job.with_subtitles:
+            raise SubtitlesNotSupportedError("subtitles are not supported yet")
+        await asyncio.to_thread(self._scratch_root.mkdir, parents=True, exist_ok=True)
+        scratch = Path(
+            await asyncio.to_thread(
+                tempfile.mkdtemp, prefix=f"clip-{job.id}-", dir=self._scratch_root
+            )
+        )
+        try:
+            return await self._cut(job, progress, scratch)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, scratch, True)
+
+    async def _cut(self, job: Job, progress: Progress, scratch: Path) -> ClipResult:
+        await progress(0, "probe")
+        assert job.upload_key is not None  # the registry sends only upload sources here
+        key = source_key(job.upload_key)
+        if not await self._storage.exists(key):
+            raise MissingSourceError(f"the upload {job.upload_key} no longer exists")
+        source = await self._storage.local_path(key)
+        info = await probe(source)
+
+        async def on_progress(stage: str, share: float) -> None:
+            await progress(5 + int(share * 90), stage)
+
+        output = scratch / "clip.mp4"
+        await cut_segment(
+            source,
+            info,
+            job.start_ms,
+            job.end_ms,
+            output,
+            on_progress=on_progress,
+            timeout_seconds=self._timeout,
+        )
+        await progress(95, "store")
+        video = result_key(job.id)
+        await self._storage.put_file(video, output)
+        await progress(100, "store")
+        return ClipResult(video)

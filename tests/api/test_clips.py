@@ -1,0 +1,171 @@
+"""Real clips through the API and a real worker: upload, cut (copy and re-encode), progress,
+signed download with Range, errors that must not be retried, clean scratch folders."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from clipper.media.cutting import DURATION_TOLERANCE_MS
+from clipper.media.probe import probe
+from clipper.signals import StopSignals
+from clipper.worker.service import Worker, WorkerOptions
+from tests.api.conftest import ApiFactory, settings_for
+from tests.media_files import make_video
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_video(tmp_path_factory.mktemp("clips") / "source.mp4", seconds=20)
+
+
+@pytest.fixture
+async def worker(db_url: str, data_dir: Path) -> AsyncIterator[Worker]:
+    settings = settings_for(data_dir=data_dir, queue_retry_backoff_ms_base=50)
+    running = Worker(settings, db_url, WorkerOptions(metrics_port=0))
+    await running.start()
+    yield running
+    await running.stop(StopSignals())
+
+
+async def _upload(client: httpx.AsyncClient, path: Path) -> httpx.Response:
+    with path.open("rb") as file:
+        return await client.post("/api/uploads", files={"file": (path.name, file, "video/mp4")})
+
+
+async def _wait_finished(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = (await client.get(f"/api/jobs/{job_id}")).json()
+        if job["status"] in ("done", "failed"):
+            return job
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+async def _clip(client: httpx.AsyncClient, upload_key: str, start: str, end: str) -> str:
+    body = {"sourceType": "upload", "uploadKey": upload_key, "start": start, "end": end}
+    response = await client.post("/api/jobs", json=body)
+    assert response.status_code == 202, response.text
+    job_id: str = response.json()["id"]
+    return job_id
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "stage"),
+    [
+        ("00:00:04", "00:00:10", "cut"),  # on a keyframe: stream copy
+        ("00:00:05.300", "00:00:08.800", "encode"),  # between keyframes: accurate re-encode
+    ],
+)
+async def test_upload_cut_and_download_a_clip(
+    make_client: ApiFactory,
+    worker: Worker,
+    video: Path,
+    data_dir: Path,
+    tmp_path: Path,
+    start: str,
+    end: str,
+    stage: str,
+) -> None:
+    client: httpx.AsyncClient = await make_client()
+    uploaded = await _upload(client, video)
+    assert uploaded.status_code == 201, uploaded.text
+    assert abs(uploaded.json()["durationMs"] - 20_000) <= 100
+    job_id = await _clip(client, uploaded.json()["uploadKey"], start, end)
+    job = await _wait_finished(client, job_id)
+    assert (job["status"], job["progress"], job["attempts"]) == ("done", 100, 1)
+    events = (await client.get(f"/api/jobs/{job_id}/events")).json()
+    progress = [e["payload"] for e in events if e["type"] == "progress"]
+    assert [p["pct"] for p in progress] == sorted(p["pct"] for p in progress)
+    assert progress[-1]["pct"] == 100
+    assert {p["stage"] for p in progress} >= {"probe", stage, "store"}
+
+    links = (await client.get(f"/api/jobs/{job_id}/result")).json()
+    url = httpx.URL(links["video"]["url"])
+    download = await client.get(url)
+    assert download.status_code == 200
+    assert download.headers["content-type"] == "video/mp4"
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(download.content)
+    info = await probe(clip)
+    expected = _ms(end) - _ms(start)
+    assert abs(info.duration_ms - expected) <= DURATION_TOLERANCE_MS
+    assert (info.has_video, info.has_audio) == (True, True)
+    ranged = await client.get(url, headers={"Range": "bytes=0-99"})
+    assert ranged.status_code == 206
+    assert ranged.content == download.content[:100]
+    tampered = url.copy_set_param("signature", "x" * 43)
+    assert (await client.get(tampered)).status_code == 401
+    assert list((data_dir / "scratch").iterdir()) == []  # scratch folders are removed
+
+
+def _ms(timecode: str) -> int:
+    hours, minutes, seconds = timecode.split(":")
+    return int((int(hours) * 3600 + int(minutes) * 60 + float(seconds)) * 1000)
+
+
+async def test_a_segment_outside_the_source_fails_once_with_its_code(
+    make_client: ApiFactory, worker: Worker, video: Path, data_dir: Path
+) -> None:
+    client: httpx.AsyncClient = await make_client()
+    key = (await _upload(client, video)).json()["uploadKey"]
+    job_id = await _clip(client, key, "00:00:30", "00:00:40")
+    early = await client.get(f"/api/jobs/{job_id}/result")
+    assert early.status_code in (409, 200)  # NOT_READY unless it already failed
+    job = await _wait_finished(client, job_id)
+    assert (job["status"], job["error"]["code"], job["attempts"]) == (
+        "failed",
+        "SEGMENT_OUT_OF_RANGE",
+        1,
+    )  # permanent: no retries
+    not_ready = await client.get(f"/api/jobs/{job_id}/result")
+    assert not_ready.status_code == 409
+    assert not_ready.json()["error"]["code"] == "NOT_READY"
+    assert list((data_dir / "scratch").iterdir()) == []
+
+
+async def test_uploads_are_checked(make_client: ApiFactory, video: Path, tmp_path: Path) -> None:
+    client: httpx.AsyncClient = await make_client(max_clip_input_duration_sec=5, max_input_mb=2)
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 1000)
+    refused = await _upload(client, corrupt)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"][0]["field"] == "file"
+    too_long = await _upload(client, video)  # 20 s against a 5 s limit
+    assert too_long.status_code == 422
+    assert "MAX_CLIP_INPUT_DURATION_SEC" in too_long.json()["error"]["message"]
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\x00" * (3 * 2**20))
+    assert (await _upload(client, big)).status_code == 413
+    missing = await client.post(
+        "/api/jobs",
+        json={
+            "sourceType": "upload",
+            "uploadKey": "up_" + "a" * 32,
+            "start": "00:00:00",
+            "end": "00:00:01",
+        },
+    )
+    assert missing.status_code == 422
+    assert missing.json()["error"]["details"][0] == {
+        "field": "uploadKey",
+        "message": "no upload has this key",
+    }
+    malformed = await client.post(
+        "/api/jobs",
+        json={
+            "sourceType": "upload",
+            "uploadKey": "../../etc/passwd",
+            "start": "00:00:00",
+            "end": "00:00:01",
+        },
+    )
+    assert malformed.status_code == 422
+    assert malformed.json()["error"]["details"][0]["field"] == "uploadKey"
