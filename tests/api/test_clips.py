@@ -4,6 +4,8 @@ signed download with Range, errors that must not be retried, clean scratch folde
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +19,7 @@ from clipper.media.probe import probe
 from clipper.signals import StopSignals
 from clipper.worker.service import Worker, WorkerOptions
 from tests.api.conftest import ApiFactory, settings_for
+from tests.cli_helpers import CLIPPER, ROOT, environment
 from tests.media_files import make_video
 
 
@@ -169,3 +172,61 @@ async def test_uploads_are_checked(make_client: ApiFactory, video: Path, tmp_pat
     )
     assert malformed.status_code == 422
     assert malformed.json()["error"]["details"][0]["field"] == "uploadKey"
+
+
+async def test_a_worker_killed_mid_cut_leaves_the_job_to_the_next_one(
+    make_client: ApiFactory, db_url: str, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    long_source = make_video(tmp_path_factory.mktemp("long") / "long.mp4", seconds=120)
+    client: httpx.AsyncClient = await make_client()
+    key = (await _upload(client, long_source)).json()["uploadKey"]
+    # Off the keyframes: a re-encode of 110 s takes long enough to be killed midway.
+    job_id = await _clip(client, key, "00:00:01.500", "00:01:51.500")
+    env = environment(
+        DATABASE_URL=db_url,
+        DATA_DIR=str(data_dir),
+        QUEUE_VISIBILITY_SEC="2",
+        CLIP_MAX_DURATION_SEC="600",
+    )
+    first = _worker(env)
+    try:
+        await _wait_for_stage(client, job_id, "encode")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    assert list((data_dir / "scratch").iterdir())  # the killed worker's folder is left over
+    second = _worker(env)
+    try:
+        job = await _wait_finished(client, job_id)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=30)
+    assert (job["status"], job["attempts"]) == ("done", 2)
+    events = [e["type"] for e in (await client.get(f"/api/jobs/{job_id}/events")).json()]
+    assert events.count("done") == 1
+    link = (await client.get(f"/api/jobs/{job_id}/result")).json()["video"]["url"]
+    clip = data_dir.parent / "downloaded.mp4"
+    clip.write_bytes((await client.get(httpx.URL(link))).content)
+    assert abs((await probe(clip)).duration_ms - 110_000) <= DURATION_TOLERANCE_MS
+    assert list((data_dir / "scratch").iterdir()) == []  # the second attempt cleaned up
+
+
+def _worker(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*CLIPPER, "worker", "--metrics-port", "0", "--no-dlq"],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def _wait_for_stage(client: httpx.AsyncClient, job_id: str, stage: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        events = (await client.get(f"/api/jobs/{job_id}/events")).json()
+        if any(e["payload"].get("stage") == stage for e in events if e["type"] == "progress"):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {stage} progress for {job_id}")

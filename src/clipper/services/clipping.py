@@ -35,6 +35,7 @@ class ClipProcessor:
         if job.with_subtitles:
             raise SubtitlesNotSupportedError("subtitles are not supported yet")
         await asyncio.to_thread(self._scratch_root.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(self._remove_leftovers, job)
         scratch = Path(
             await asyncio.to_thread(
                 tempfile.mkdtemp, prefix=f"clip-{job.id}-", dir=self._scratch_root
@@ -44,6 +45,11 @@ class ClipProcessor:
             return await self._cut(job, progress, scratch)
         finally:
             await asyncio.to_thread(shutil.rmtree, scratch, True)
+
+    def _remove_leftovers(self, job: Job) -> None:
+        """A worker killed mid-cut could not clean up: its later attempt does."""
+        for stale in self._scratch_root.glob(f"clip-{job.id}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
 
     async def _cut(self, job: Job, progress: Progress, scratch: Path) -> ClipResult:
         await progress(0, "probe")
