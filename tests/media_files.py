@@ -8,11 +8,20 @@ from pathlib import Path
 from clipper.media.ffmpeg import ffmpeg_path
 
 
-def make_video(path: Path, seconds: int = 20, *, audio: bool = True, video: bool = True) -> Path:
+def make_video(
+    path: Path,
+    seconds: int = 20,
+    *,
+    audio: bool = True,
+    video: bool = True,
+    audio_offset: float = 0.0,
+) -> Path:
+    """`audio_offset` starts the audio that many seconds late (a deliberately bad file)."""
     inputs: list[str] = []
     if video:
         inputs += ["-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={seconds}"]
     if audio:
+        inputs += ["-itsoffset", str(audio_offset)] if audio_offset else []
         inputs += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
     codecs: list[str] = []
     if video:  # keyframes exactly every 2 s, so copy and re-encode paths are predictable

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
-from clipper.media.cutting import DURATION_TOLERANCE_MS, cut_segment
-from clipper.media.errors import FfmpegTimeoutError, SegmentOutOfRangeError, UnreadableMediaError
+from clipper.media.cutting import (
+    DURATION_TOLERANCE_MS,
+    SYNC_TOLERANCE_MS,
+    cut_segment,
+    verify,
+)
+from clipper.media.errors import (
+    FfmpegTimeoutError,
+    InvalidOutputError,
+    SegmentOutOfRangeError,
+    UnreadableMediaError,
+)
 from clipper.media.probe import keyframe_before, probe
 from tests.media_files import make_video
 
@@ -109,3 +120,24 @@ async def test_a_stuck_ffmpeg_is_killed_at_the_time_limit(source: Path, tmp_path
             on_progress=Progress(),
             timeout_seconds=0.01,
         )
+
+
+async def test_a_clip_whose_streams_start_apart_is_refused(tmp_path: Path) -> None:
+    desynced = await asyncio.to_thread(make_video, tmp_path / "desynced.mp4", 5, audio_offset=0.3)
+    info = await probe(desynced)
+    assert info.start_spread_ms > SYNC_TOLERANCE_MS
+    with pytest.raises(InvalidOutputError, match="out of sync"):
+        await verify(desynced, info.duration_ms, info)
+
+
+async def test_copied_clips_keep_audio_and_video_together(source: Path, tmp_path: Path) -> None:
+    await cut_segment(
+        source,
+        await probe(source),
+        2_000,
+        12_000,
+        tmp_path / "clip.mp4",
+        on_progress=Progress(),
+        timeout_seconds=60,
+    )
+    assert (await probe(tmp_path / "clip.mp4")).start_spread_ms <= 40

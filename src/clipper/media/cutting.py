@@ -18,6 +18,8 @@ logger = logging.getLogger("clipper.media")
 KEYFRAME_TOLERANCE_MS = 40
 # How far a clip's duration may differ from the request (frames and audio packets).
 DURATION_TOLERANCE_MS = 150
+# How far apart a clip's audio and video may start.
+SYNC_TOLERANCE_MS = 80
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,8 @@ async def _encode(
 ) -> Cut:
     duration_ms = end_ms - start_ms
     codecs = (
-        ["-c", "copy", "-avoid_negative_ts", "make_zero"]
+        # No -avoid_negative_ts: it shifted the video ~90 ms behind the audio.
+        ["-c", "copy"]
         if method == "copy"
         else [
             "-c:v",
@@ -128,4 +131,8 @@ async def verify(output: Path, duration_ms: int, source: MediaInfo) -> None:
     if abs(clip.duration_ms - duration_ms) > DURATION_TOLERANCE_MS:
         raise InvalidOutputError(
             f"the clip lasts {clip.duration_ms} ms instead of {duration_ms} ms"
+        )
+    if clip.start_spread_ms > SYNC_TOLERANCE_MS:
+        raise InvalidOutputError(
+            f"the clip's streams start {clip.start_spread_ms} ms apart (out of sync)"
         )

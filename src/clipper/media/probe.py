@@ -17,6 +17,8 @@ class MediaInfo:
     has_video: bool
     has_audio: bool
     subtitle_streams: int
+    # How far apart the audio and video streams start (0 with one of them): a sync check.
+    start_spread_ms: int = 0
 
 
 async def probe(path: Path) -> MediaInfo:
@@ -37,11 +39,17 @@ def _probe(path: Path) -> MediaInfo:
                 seconds = max(durations, default=0.0)
             else:
                 seconds = duration / av.time_base
+            starts = [
+                float(s.start_time * s.time_base)
+                for s in (*streams.video, *streams.audio)
+                if s.start_time is not None and s.time_base is not None
+            ]
             info = MediaInfo(
                 duration_ms=int(seconds * 1000),
                 has_video=bool(streams.video),
                 has_audio=bool(streams.audio),
                 subtitle_streams=len(streams.subtitles),
+                start_spread_ms=int((max(starts) - min(starts)) * 1000) if starts else 0,
             )
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise UnreadableMediaError(f"cannot read the input: {exc}") from exc
