@@ -1,0 +1,1 @@
+"""Fetching URL sources safely: the SSRF guard, a guarded downloader, yt-dlp extraction."""
