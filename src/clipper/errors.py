@@ -49,6 +49,12 @@ class ForbiddenError(ClipperError):
     status = 403
 
 
+class UrlSourcesDisabledError(ForbiddenError):
+    """URL sources are off on this server (ENABLE_YTDLP)."""
+
+    code = "URL_SOURCES_DISABLED"
+
+
 class NotFoundError(ClipperError):
     """No such job."""
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -230,3 +232,91 @@ async def _wait_for_stage(client: httpx.AsyncClient, job_id: str, stage: str) ->
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"no {stage} progress for {job_id}")
+
+
+class MediaServer:
+    """Serves one file over HTTP on 127.0.0.1 (the test's stand-in for a video site)."""
+
+    def __init__(self, path: Path) -> None:
+        body = path.read_bytes()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "video/mp4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_HEAD(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "video/mp4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.http = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/talk.mp4"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def media_server(video: Path) -> Iterator[MediaServer]:
+    server = MediaServer(video)
+    yield server
+    server.http.shutdown()
+    server.http.server_close()
+
+
+async def test_url_sources_are_off_unless_enabled(
+    make_client: ApiFactory, media_server: MediaServer
+) -> None:
+    client: httpx.AsyncClient = await make_client()
+    body = {
+        "sourceType": "youtube",
+        "youtubeUrl": media_server.url,
+        "start": "00:00:04",
+        "end": "00:00:10",
+    }
+    refused = await client.post("/api/jobs", json=body)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "URL_SOURCES_DISABLED"
+    guarded: httpx.AsyncClient = await make_client(enable_ytdlp=True)
+    forbidden = await guarded.post("/api/jobs", json=body)  # loopback, not allowlisted
+    assert forbidden.status_code == 422
+    assert forbidden.json()["error"]["details"][0]["field"] == "youtubeUrl"
+    assert "loopback" in forbidden.json()["error"]["message"]
+
+
+async def test_a_url_source_is_fetched_through_the_guard_and_cut(
+    make_client: ApiFactory, db_url: str, data_dir: Path, media_server: MediaServer, tmp_path: Path
+) -> None:
+    allow = {"enable_ytdlp": True, "allowlist_hosts": "127.0.0.1"}
+    settings = settings_for(data_dir=data_dir, **allow)
+    running = Worker(settings, db_url, WorkerOptions(metrics_port=0))
+    await running.start()
+    try:
+        client: httpx.AsyncClient = await make_client(**allow)
+        accepted = await client.post(
+            "/api/jobs",
+            json={
+                "sourceType": "youtube",
+                "youtubeUrl": media_server.url,
+                "start": "00:00:04",
+                "end": "00:00:10",
+            },
+        )
+        assert accepted.status_code == 202, accepted.text
+        job = await _wait_finished(client, accepted.json()["id"])
+    finally:
+        await running.stop(StopSignals())
+    assert job["status"] == "done", job
+    events = (await client.get(f"/api/jobs/{job['id']}/events")).json()
+    assert "fetch" in {e["payload"].get("stage") for e in events if e["type"] == "progress"}
+    link = (await client.get(f"/api/jobs/{job['id']}/result")).json()["video"]["url"]
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes((await client.get(httpx.URL(link))).content)
+    assert abs((await probe(clip)).duration_ms - 6_000) <= DURATION_TOLERANCE_MS
+    assert list((data_dir / "scratch").iterdir()) == []

@@ -1,13 +1,18 @@
-"""The clip processor: from a job's uploaded source to a verified clip in storage."""
+"""The clip processor: from a job's source to a verified clip in storage."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
+from typing import Protocol
 
 from ..db.models import Job
+from ..fetch.download import download
+from ..fetch.extract import media_url
+from ..fetch.guard import check_url
 from ..media.cutting import cut_segment
 from ..media.errors import MissingSourceError
 from ..media.probe import probe
@@ -20,16 +25,70 @@ class SubtitlesNotSupportedError(PermanentError):
     code = "SUBTITLES_NOT_SUPPORTED"
 
 
-class ClipProcessor:
-    """Stages: probe 0-5 %, cut (stream copy) or encode 5-95 %, store 95-100 %.
+class SourceTooLongError(PermanentError):
+    code = "SOURCE_TOO_LONG"
 
-    Each job works in a scratch folder of its own, removed afterwards whatever happened. The
-    consumer renews the job's lease on its heartbeat while FFmpeg runs."""
 
-    def __init__(self, storage: Storage, scratch_root: Path, ffmpeg_timeout_seconds: float):
+class Source(Protocol):
+    async def __call__(self, job: Job, scratch: Path, progress: Progress) -> Path:
+        """A local file with the job's source."""
+        ...
+
+
+class UploadedSource:
+    def __init__(self, storage: Storage) -> None:
         self._storage = storage
+
+    async def __call__(self, job: Job, scratch: Path, progress: Progress) -> Path:
+        assert job.upload_key is not None  # the registry sends only upload jobs here
+        key = source_key(job.upload_key)
+        if not await self._storage.exists(key):
+            raise MissingSourceError(f"the upload {job.upload_key} no longer exists")
+        return await self._storage.local_path(key)
+
+
+class UrlSource:
+    """A page or media URL: yt-dlp finds the media, the guarded downloader fetches it."""
+
+    def __init__(self, allowlist: Collection[str], max_bytes: int, timeout_seconds: float):
+        self._allowlist = allowlist
+        self._max_bytes = max_bytes
+        self._timeout = timeout_seconds
+
+    async def __call__(self, job: Job, scratch: Path, progress: Progress) -> Path:
+        assert job.source_url is not None  # the registry sends only URL jobs here
+        await progress(1, "fetch")
+        await asyncio.to_thread(check_url, job.source_url, self._allowlist)  # before any request
+        target = scratch / "source"
+        await download(
+            await media_url(job.source_url),
+            target,
+            max_bytes=self._max_bytes,
+            timeout_seconds=self._timeout,
+            allowlist=self._allowlist,
+        )
+        return target
+
+
+class ClipProcessor:
+    """Stages: fetch (URL sources), probe 0-5 %, cut (stream copy) or encode 5-95 %, store
+    95-100 %. Each job works in a scratch folder of its own, removed afterwards whatever
+    happened. The consumer renews the job's lease on its heartbeat while FFmpeg runs."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        source: Source,
+        scratch_root: Path,
+        *,
+        ffmpeg_timeout_seconds: float,
+        max_source_ms: int,
+    ) -> None:
+        self._storage = storage
+        self._source = source
         self._scratch_root = scratch_root
         self._timeout = ffmpeg_timeout_seconds
+        self._max_source_ms = max_source_ms
 
     async def __call__(self, job: Job, progress: Progress, context: JobContext) -> ClipResult:
         if job.with_subtitles:
@@ -52,13 +111,14 @@ class ClipProcessor:
             shutil.rmtree(stale, ignore_errors=True)
 
     async def _cut(self, job: Job, progress: Progress, scratch: Path) -> ClipResult:
-        await progress(0, "probe")
-        assert job.upload_key is not None  # the registry sends only upload sources here
-        key = source_key(job.upload_key)
-        if not await self._storage.exists(key):
-            raise MissingSourceError(f"the upload {job.upload_key} no longer exists")
-        source = await self._storage.local_path(key)
+        source = await self._source(job, scratch, progress)
+        await progress(2, "probe")
         info = await probe(source)
+        if info.duration_ms > self._max_source_ms:
+            raise SourceTooLongError(
+                f"the source lasts {info.duration_ms / 1000:g} s; at most "
+                f"{self._max_source_ms / 1000:g} s (MAX_CLIP_INPUT_DURATION_SEC)"
+            )
 
         async def on_progress(stage: str, share: float) -> None:
             await progress(5 + int(share * 90), stage)

@@ -1,11 +1,9 @@
-"""The processors the worker runs, by source type.
-
-Uploads are cut by the clip processor. URL sources (`youtube`) have none yet: such jobs fail
-at once with NO_PROCESSOR rather than pretend."""
+"""The processors the worker runs, by source type: uploads always; URL sources (`youtube`)
+only with ENABLE_YTDLP=true (otherwise such jobs fail at once with NO_PROCESSOR)."""
 
 from __future__ import annotations
 
-from ..services.clipping import ClipProcessor
+from ..services.clipping import ClipProcessor, Source, UploadedSource, UrlSource
 from ..services.processing import Processor
 from ..settings import Settings
 from ..storage import LocalStorage
@@ -13,5 +11,23 @@ from ..storage import LocalStorage
 
 def default_processors(settings: Settings) -> dict[str, Processor]:
     storage = LocalStorage(settings.data_dir)
-    clips = ClipProcessor(storage, settings.data_dir / "scratch", settings.clip_max_runtime_sec)
-    return {"upload": clips}
+
+    def processor(source: Source) -> ClipProcessor:
+        return ClipProcessor(
+            storage,
+            source,
+            settings.data_dir / "scratch",
+            ffmpeg_timeout_seconds=settings.clip_max_runtime_sec,
+            max_source_ms=int(settings.max_clip_input_duration_sec * 1000),
+        )
+
+    processors: dict[str, Processor] = {"upload": processor(UploadedSource(storage))}
+    if settings.enable_ytdlp:
+        processors["youtube"] = processor(
+            UrlSource(
+                settings.allowed_hosts,
+                int(settings.max_input_mb * 2**20),
+                settings.fetch_timeout_sec,
+            )
+        )
+    return processors

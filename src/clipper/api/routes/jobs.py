@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import uuid
@@ -21,8 +22,10 @@ from ...errors import (
     GoneError,
     NotFoundError,
     NotReadyError,
+    UrlSourcesDisabledError,
     ValidationFailedError,
 )
+from ...fetch.guard import ForbiddenUrlError, check_url
 from ...services.jobs import IdempotencyConflictError, create_job
 from ...settings import Settings
 from ...storage import Storage, source_key
@@ -51,7 +54,7 @@ async def create(
     """Accept a clip job: stored and enqueued in one transaction, answered at once. Repeat a
     request with the same `Idempotency-Key` header to get the same job back."""
     request = to_clip_request(body, resources.settings)
-    await _check_upload(request, resources.storage)
+    await _check_source(request, resources.storage, resources.settings)
     async with resources.sessions.begin() as session:
         try:
             created = await create_job(session, resources.queue, request, idempotency_key)
@@ -111,7 +114,15 @@ def to_clip_request(body: JobCreate, settings: Settings) -> ClipRequest:
     )
 
 
-async def _check_upload(request: ClipRequest, storage: Storage) -> None:
+async def _check_source(request: ClipRequest, storage: Storage, settings: Settings) -> None:
+    if request.source_url is not None:
+        if not settings.enable_ytdlp:
+            raise UrlSourcesDisabledError()
+        try:  # again before the fetch itself: DNS answers can change in between
+            await asyncio.to_thread(check_url, request.source_url, settings.allowed_hosts)
+        except ForbiddenUrlError as exc:
+            raise ValidationFailedError.field("youtubeUrl", str(exc)) from None
+        return
     if request.upload_key is None:
         return
     try:
