@@ -15,8 +15,10 @@ def make_video(
     audio: bool = True,
     video: bool = True,
     audio_offset: float = 0.0,
+    subtitles: str | None = None,
 ) -> Path:
-    """`audio_offset` starts the audio that many seconds late (a deliberately bad file)."""
+    """`audio_offset` starts the audio that many seconds late (a deliberately bad file);
+    `subtitles` (SRT text) becomes an English subtitle track."""
     inputs: list[str] = []
     if video:
         inputs += ["-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={seconds}"]
@@ -41,6 +43,19 @@ def make_video(
         ]
     if audio:
         codecs += ["-c:a", "aac"]
+    if subtitles is not None:
+        srt = path.with_suffix(".srt")
+        srt.write_text(subtitles)
+        inputs += ["-i", str(srt)]
+        count = int(video) + int(audio)
+        codecs = [
+            *(arg for i in range(count + 1) for arg in ("-map", str(i))),
+            *codecs,
+            "-c:s",
+            "mov_text",
+            "-metadata:s:s:0",
+            "language=eng",
+        ]
     subprocess.run(
         [
             ffmpeg_path(),

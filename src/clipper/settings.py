@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     clip_max_runtime_sec: float = Field(default=600, validation_alias="CLIP_MAX_RUNTIME_SEC", gt=0)
     signing_key: SecretStr | None = Field(default=None, validation_alias="SIGNING_KEY")
     result_url_ttl_sec: int = Field(default=900, validation_alias="RESULT_URL_TTL_SEC", ge=10)
+    subtitle_fonts_dir: Path = Field(
+        default=Path("/usr/share/fonts"), validation_alias="SUBTITLE_FONTS_DIR"
+    )
     enable_ytdlp: bool = Field(default=False, validation_alias="ENABLE_YTDLP")
     allowlist_hosts: str = Field(default="", validation_alias="ALLOWLIST_HOSTS")
     fetch_timeout_sec: float = Field(default=300, validation_alias="FETCH_TIMEOUT_SEC", gt=0)

@@ -320,3 +320,84 @@ async def test_a_url_source_is_fetched_through_the_guard_and_cut(
     clip.write_bytes((await client.get(httpx.URL(link))).content)
     assert abs((await probe(clip)).duration_ms - 6_000) <= DURATION_TOLERANCE_MS
     assert list((data_dir / "scratch").iterdir()) == []
+
+
+SUBTITLES = (
+    "1\n00:00:01,000 --> 00:00:03,000\nBefore the clip\n\n"
+    "2\n00:00:05,000 --> 00:00:07,500\nInside the clip\n\n"
+    "3\n00:00:12,000 --> 00:00:14,000\nAfter the clip\n"
+)
+
+
+@pytest.fixture(scope="module")
+def subtitled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_video(tmp_path_factory.mktemp("subs") / "talk.mp4", 20, subtitles=SUBTITLES)
+
+
+async def _job_with(client: httpx.AsyncClient, key: str, **flags: Any) -> dict[str, Any]:
+    body = {
+        "sourceType": "upload",
+        "uploadKey": key,
+        "start": "00:00:04",
+        "end": "00:00:10",
+        **flags,
+    }
+    response = await client.post("/api/jobs", json=body)
+    assert response.status_code == 202, response.text
+    return await _wait_finished(client, response.json()["id"])
+
+
+async def test_subtitles_are_cut_to_the_clip_and_can_be_burned_in(
+    make_client: ApiFactory, worker: Worker, subtitled: Path, data_dir: Path
+) -> None:
+    client: httpx.AsyncClient = await make_client()
+    key = (await _upload(client, subtitled)).json()["uploadKey"]
+    job = await _job_with(client, key, withSubtitles=True, subtitleLang="en")
+    assert job["status"] == "done", job
+    links = (await client.get(f"/api/jobs/{job['id']}/result")).json()
+    srt = (await client.get(httpx.URL(links["subtitles"]["url"]))).text
+    assert "Inside the clip" in srt
+    assert "00:00:01,000 --> 00:00:03,500" in srt  # shifted to the clip's own time
+    assert "Before the clip" not in srt
+    assert "After the clip" not in srt
+    burned = await _job_with(client, key, withSubtitles=True, burnSubtitles=True)
+    assert burned["status"] == "done", burned
+    events = (await client.get(f"/api/jobs/{burned['id']}/events")).json()
+    assert "encode" in {e["payload"].get("stage") for e in events if e["type"] == "progress"}
+    assert list((data_dir / "scratch").iterdir()) == []
+
+
+async def test_missing_subtitles_fail_at_once_with_their_code(
+    make_client: ApiFactory, worker: Worker, subtitled: Path, video: Path
+) -> None:
+    client: httpx.AsyncClient = await make_client()
+    plain = (await _upload(client, video)).json()["uploadKey"]
+    none = await _job_with(client, plain, withSubtitles=True)
+    assert (none["status"], none["error"]["code"], none["attempts"]) == (
+        "failed",
+        "SUBTITLES_MISSING",
+        1,
+    )
+    key = (await _upload(client, subtitled)).json()["uploadKey"]
+    german = await _job_with(client, key, withSubtitles=True, subtitleLang="de")
+    assert german["error"]["code"] == "SUBTITLES_MISSING"
+    assert "eng" in german["error"]["message"]
+
+
+async def test_burning_without_fonts_fails_clearly(
+    make_client: ApiFactory, db_url: str, data_dir: Path, subtitled: Path, tmp_path: Path
+) -> None:
+    settings = settings_for(data_dir=data_dir, subtitle_fonts_dir=tmp_path / "no-fonts")
+    running = Worker(settings, db_url, WorkerOptions(metrics_port=0))
+    await running.start()
+    try:
+        client: httpx.AsyncClient = await make_client()
+        key = (await _upload(client, subtitled)).json()["uploadKey"]
+        job = await _job_with(client, key, withSubtitles=True, burnSubtitles=True)
+    finally:
+        await running.stop(StopSignals())
+    assert (job["status"], job["error"]["code"], job["attempts"]) == (
+        "failed",
+        "SUBTITLE_FONTS_MISSING",
+        1,
+    )

@@ -21,11 +21,23 @@ DURATION_TOLERANCE_MS = 150
 # How far apart a clip's audio and video may start.
 SYNC_TOLERANCE_MS = 80
 
+StageProgress = Callable[[str, float], Awaitable[None]]
+
 
 @dataclass(frozen=True, slots=True)
 class Cut:
     method: str  # "copy" or "encode"
     duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    source: Path
+    info: MediaInfo
+    output: Path
+    on_progress: StageProgress
+    timeout_seconds: float
+    video_filter: str | None
 
 
 async def cut_segment(
@@ -35,45 +47,38 @@ async def cut_segment(
     end_ms: int,
     output: Path,
     *,
-    on_progress: Callable[[str, float], Awaitable[None]],
+    on_progress: StageProgress,
     timeout_seconds: float,
+    video_filter: str | None = None,
 ) -> Cut:
-    """Write `output` (MP4, faststart) with [start_ms, end_ms) of `source`."""
+    """Write `output` (MP4, faststart) with [start_ms, end_ms) of `source`. A `video_filter`
+    (burning subtitles) always re-encodes."""
     if start_ms >= info.duration_ms or end_ms > info.duration_ms + DURATION_TOLERANCE_MS:
         raise SegmentOutOfRangeError(
             f"the segment ends at {end_ms / 1000:g} s but the source lasts "
             f"{info.duration_ms / 1000:g} s"
         )
     end_ms = min(end_ms, info.duration_ms)
+    job = _Job(source, info, output, on_progress, timeout_seconds, video_filter)
     keyframe = await keyframe_before(source, start_ms) if info.has_video else start_ms
-    if keyframe is not None and start_ms - keyframe <= KEYFRAME_TOLERANCE_MS:
+    copyable = keyframe is not None and start_ms - keyframe <= KEYFRAME_TOLERANCE_MS
+    if video_filter is None and copyable and keyframe is not None:
         try:
-            return await _encode(
-                source, keyframe, end_ms, output, "copy", info, on_progress, timeout_seconds
-            )
+            return await _run(job, keyframe, end_ms, "copy")
         except (FfmpegError, InvalidOutputError) as exc:
             logger.info("stream copy gave no clean clip (%s); re-encoding", exc)
-    return await _encode(
-        source, start_ms, end_ms, output, "encode", info, on_progress, timeout_seconds
-    )
+    return await _run(job, start_ms, end_ms, "encode")
 
 
-async def _encode(
-    source: Path,
-    start_ms: int,
-    end_ms: int,
-    output: Path,
-    method: str,
-    info: MediaInfo,
-    on_progress: Callable[[str, float], Awaitable[None]],
-    timeout_seconds: float,
-) -> Cut:
+async def _run(job: _Job, start_ms: int, end_ms: int, method: str) -> Cut:
     duration_ms = end_ms - start_ms
-    codecs = (
+    if method == "copy":
         # No -avoid_negative_ts: it shifted the video ~90 ms behind the audio.
-        ["-c", "copy"]
-        if method == "copy"
-        else [
+        codecs = ["-c", "copy"]
+    else:
+        filters = ["-vf", job.video_filter] if job.video_filter else []
+        codecs = [
+            *filters,
             "-c:v",
             "libx264",
             "-preset",
@@ -87,11 +92,10 @@ async def _encode(
             "-b:a",
             "128k",
         ]
-    )
     stage = "cut" if method == "copy" else "encode"
 
     async def report(share: float) -> None:
-        await on_progress(stage, share)
+        await job.on_progress(stage, share)
 
     await run_ffmpeg(
         [
@@ -99,7 +103,7 @@ async def _encode(
             "-ss",
             f"{start_ms / 1000:.3f}",
             "-i",
-            str(source),
+            str(job.source),
             "-t",
             f"{duration_ms / 1000:.3f}",
             "-map",
@@ -110,18 +114,19 @@ async def _encode(
             *codecs,
             "-movflags",
             "+faststart",
-            str(output),
+            str(job.output),
         ],
         duration_ms=duration_ms,
         on_progress=report,
-        timeout_seconds=timeout_seconds,
+        timeout_seconds=job.timeout_seconds,
     )
-    await verify(output, duration_ms, info)
+    await verify(job.output, duration_ms, job.info)
     return Cut(method, duration_ms)
 
 
 async def verify(output: Path, duration_ms: int, source: MediaInfo) -> None:
-    """The clip has the source's kinds of streams and the requested length."""
+    """The clip has the source's kinds of streams, the requested length, and its audio and
+    video start together."""
     try:
         clip = await probe(output)
     except Exception as exc:

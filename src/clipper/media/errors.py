@@ -17,6 +17,18 @@ class SegmentOutOfRangeError(PermanentError):
     code = "SEGMENT_OUT_OF_RANGE"
 
 
+class SubtitlesMissingError(PermanentError):
+    """The source has no subtitle track (in the requested language)."""
+
+    code = "SUBTITLES_MISSING"
+
+
+class SubtitleFontsMissingError(PermanentError):
+    """Burning subtitles needs fonts, and no fonts folder was found (SUBTITLE_FONTS_DIR)."""
+
+    code = "SUBTITLE_FONTS_MISSING"
+
+
 class MissingSourceError(PermanentError):
     """The uploaded source no longer exists."""
 

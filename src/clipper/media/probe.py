@@ -19,6 +19,8 @@ class MediaInfo:
     subtitle_streams: int
     # How far apart the audio and video streams start (0 with one of them): a sync check.
     start_spread_ms: int = 0
+    # Language tags of the subtitle streams, in order ("und" when untagged).
+    subtitle_languages: tuple[str, ...] = ()
 
 
 async def probe(path: Path) -> MediaInfo:
@@ -50,6 +52,7 @@ def _probe(path: Path) -> MediaInfo:
                 has_audio=bool(streams.audio),
                 subtitle_streams=len(streams.subtitles),
                 start_spread_ms=int((max(starts) - min(starts)) * 1000) if starts else 0,
+                subtitle_languages=tuple(s.language or "und" for s in streams.subtitles),
             )
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise UnreadableMediaError(f"cannot read the input: {exc}") from exc

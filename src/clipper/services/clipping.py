@@ -16,13 +16,10 @@ from ..fetch.guard import check_url
 from ..media.cutting import cut_segment
 from ..media.errors import MissingSourceError
 from ..media.probe import probe
+from ..media.subtitles import burn_filter, cut_subtitles, pick_track
 from ..queue import JobContext, PermanentError
 from ..storage import Storage, result_key, source_key
 from .processing import ClipResult, Progress
-
-
-class SubtitlesNotSupportedError(PermanentError):
-    code = "SUBTITLES_NOT_SUPPORTED"
 
 
 class SourceTooLongError(PermanentError):
@@ -83,7 +80,9 @@ class ClipProcessor:
         *,
         ffmpeg_timeout_seconds: float,
         max_source_ms: int,
+        subtitle_fonts_dir: Path,
     ) -> None:
+        self._fonts_dir = subtitle_fonts_dir
         self._storage = storage
         self._source = source
         self._scratch_root = scratch_root
@@ -91,8 +90,6 @@ class ClipProcessor:
         self._max_source_ms = max_source_ms
 
     async def __call__(self, job: Job, progress: Progress, context: JobContext) -> ClipResult:
-        if job.with_subtitles:
-            raise SubtitlesNotSupportedError("subtitles are not supported yet")
         await asyncio.to_thread(self._scratch_root.mkdir, parents=True, exist_ok=True)
         await asyncio.to_thread(self._remove_leftovers, job)
         scratch = Path(
@@ -120,6 +117,14 @@ class ClipProcessor:
                 f"{self._max_source_ms / 1000:g} s (MAX_CLIP_INPUT_DURATION_SEC)"
             )
 
+        subtitles = scratch / "clip.srt" if job.with_subtitles else None
+        video_filter = None
+        if subtitles is not None:  # before the cut: a missing track fails at once
+            track = pick_track(info, job.subtitle_lang)
+            await cut_subtitles(source, track, job.start_ms, job.end_ms, subtitles, self._timeout)
+            if job.burn_subtitles:
+                video_filter = burn_filter(subtitles, self._fonts_dir)
+
         async def on_progress(stage: str, share: float) -> None:
             await progress(5 + int(share * 90), stage)
 
@@ -132,9 +137,14 @@ class ClipProcessor:
             output,
             on_progress=on_progress,
             timeout_seconds=self._timeout,
+            video_filter=video_filter,
         )
         await progress(95, "store")
         video = result_key(job.id)
         await self._storage.put_file(video, output)
+        subtitles_key = None
+        if subtitles is not None:
+            subtitles_key = result_key(job.id, "clip.srt")
+            await self._storage.put_file(subtitles_key, subtitles)
         await progress(100, "store")
-        return ClipResult(video)
+        return ClipResult(video, subtitles_key)

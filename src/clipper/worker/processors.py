@@ -19,6 +19,7 @@ def default_processors(settings: Settings) -> dict[str, Processor]:
             settings.data_dir / "scratch",
             ffmpeg_timeout_seconds=settings.clip_max_runtime_sec,
             max_source_ms=int(settings.max_clip_input_duration_sec * 1000),
+            subtitle_fonts_dir=settings.subtitle_fonts_dir,
         )
 
     processors: dict[str, Processor] = {"upload": processor(UploadedSource(storage))}
