@@ -33,6 +33,11 @@ def source_key(upload_key: str) -> str:
     return f"sources/{match.group(1)}/source"
 
 
+def subtitles_key(upload_key: str) -> str:
+    """Where an uploaded .srt sidecar lives (same upload keys, another name)."""
+    return source_key(upload_key).rsplit("/", 1)[0] + "/subtitles.srt"
+
+
 def result_key(job_id: uuid.UUID, name: str = "clip.mp4") -> str:
     return f"results/{job_id}/{name}"
 

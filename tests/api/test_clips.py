@@ -401,3 +401,47 @@ async def test_burning_without_fonts_fails_clearly(
         "SUBTITLE_FONTS_MISSING",
         1,
     )
+
+
+async def test_an_uploaded_srt_sidecar_is_cut_with_the_clip(
+    make_client: ApiFactory, worker: Worker, video: Path, tmp_path: Path
+) -> None:
+    client: httpx.AsyncClient = await make_client()
+    media = (await _upload(client, video)).json()  # this video has no subtitle track
+    sidecar_file = tmp_path / "talk.srt"
+    sidecar_file.write_text(SUBTITLES)
+    sidecar = await _upload(client, sidecar_file)
+    assert sidecar.status_code == 201, sidecar.text
+    assert sidecar.json()["kind"] == "subtitles"
+    needs_flag = await client.post(
+        "/api/jobs",
+        json={
+            "sourceType": "upload",
+            "uploadKey": media["uploadKey"],
+            "start": "00:00:04",
+            "end": "00:00:10",
+            "subtitlesKey": sidecar.json()["uploadKey"],
+        },
+    )
+    assert needs_flag.json()["error"]["details"][0]["field"] == "subtitlesKey"
+    wrong_kind = await client.post(
+        "/api/jobs",
+        json={
+            "sourceType": "upload",
+            "uploadKey": media["uploadKey"],
+            "start": "00:00:04",
+            "end": "00:00:10",
+            "withSubtitles": True,
+            "subtitlesKey": media["uploadKey"],
+        },
+    )
+    assert wrong_kind.status_code == 422
+    assert wrong_kind.json()["error"]["details"][0]["field"] == "subtitlesKey"
+    job = await _job_with(
+        client, media["uploadKey"], withSubtitles=True, subtitlesKey=sidecar.json()["uploadKey"]
+    )
+    assert job["status"] == "done", job
+    links = (await client.get(f"/api/jobs/{job['id']}/result")).json()
+    srt = (await client.get(httpx.URL(links["subtitles"]["url"]))).text
+    assert "Inside the clip" in srt
+    assert "00:00:01,000 --> 00:00:03,500" in srt

@@ -31,6 +31,7 @@ class JobCreate(Wire):
     with_subtitles: bool = False
     burn_subtitles: bool = False
     subtitle_lang: str = Field(default="auto", pattern=r"^(auto|[a-z]{2,3}(-[A-Za-z0-9]{2,8})*)$")
+    subtitles_key: str | None = Field(default=None, min_length=1, max_length=200)
     priority: Literal["fast", "normal", "bulk"] = "normal"
 
     @field_validator("start", "end")
@@ -64,6 +65,7 @@ class JobRead(Wire):
     with_subtitles: bool
     burn_subtitles: bool
     subtitle_lang: str | None
+    subtitles_key: str | None
     error: ErrorRead | None
     created_at: datetime
     updated_at: datetime
@@ -86,6 +88,7 @@ class JobRead(Wire):
             with_subtitles=job.with_subtitles,
             burn_subtitles=job.burn_subtitles,
             subtitle_lang=job.subtitle_lang,
+            subtitles_key=job.subtitles_upload_key,
             error=ErrorRead(code=job.error_code, message=job.error_message)
             if job.error_code
             else None,

@@ -58,6 +58,8 @@ class Job(Base):
     with_subtitles: Mapped[bool] = mapped_column(server_default=text("false"))
     burn_subtitles: Mapped[bool] = mapped_column(server_default=text("false"))
     subtitle_lang: Mapped[str | None] = mapped_column(Text)
+    # An uploaded .srt sidecar to use instead of the source's own subtitle track.
+    subtitles_upload_key: Mapped[str | None] = mapped_column(Text)
     result_video_key: Mapped[str | None] = mapped_column(Text)
     result_subtitles_key: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(Text)

@@ -31,6 +31,7 @@ class NewJob:
     with_subtitles: bool = False
     burn_subtitles: bool = False
     subtitle_lang: str | None = None
+    subtitles_upload_key: str | None = None
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
 

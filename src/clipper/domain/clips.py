@@ -21,6 +21,7 @@ class ClipRequest:
     with_subtitles: bool = False
     burn_subtitles: bool = False
     subtitle_lang: str | None = None
+    subtitles_upload_key: str | None = None
 
     def fingerprint(self) -> str:
         """Stable hash of the request: an Idempotency-Key reused with another body is a 409."""

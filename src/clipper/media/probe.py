@@ -61,6 +61,20 @@ def _probe(path: Path) -> MediaInfo:
     return info
 
 
+async def is_subtitle_file(path: Path) -> bool:
+    """True for a file that holds subtitles only (an .srt sidecar)."""
+    return await asyncio.to_thread(_is_subtitle_file, path)
+
+
+def _is_subtitle_file(path: Path) -> bool:
+    try:
+        with av.open(str(path)) as container:
+            streams = container.streams
+            return bool(streams.subtitles) and not (streams.video or streams.audio)
+    except (av.error.FFmpegError, OSError, ValueError):
+        return False
+
+
 async def keyframe_before(path: Path, at_ms: int) -> int | None:
     """The time (ms) of the last video keyframe at or before `at_ms`; None without video."""
     return await asyncio.to_thread(_keyframe_before, path, at_ms)

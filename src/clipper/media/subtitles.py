@@ -3,7 +3,11 @@ stored as SRT, and optionally burned into the video."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
 from pathlib import Path
+
+import srt
 
 from .errors import SubtitleFontsMissingError, SubtitlesMissingError
 from .ffmpeg import run_ffmpeg
@@ -50,6 +54,31 @@ async def cut_subtitles(
         on_progress=ignore,
         timeout_seconds=timeout_seconds,
     )
+
+
+async def cut_sidecar(sidecar: Path, start_ms: int, end_ms: int, output: Path) -> None:
+    """Cut an uploaded .srt to the segment: FFmpeg's seek in a plain SRT input does not shift
+    its cues, so the cues are kept, trimmed, shifted and renumbered here (with `srt`)."""
+    await asyncio.to_thread(_cut_sidecar, sidecar, start_ms, end_ms, output)
+
+
+def _cut_sidecar(sidecar: Path, start_ms: int, end_ms: int, output: Path) -> None:
+    start, end = timedelta(milliseconds=start_ms), timedelta(milliseconds=end_ms)
+    try:
+        cues = list(srt.parse(sidecar.read_text(encoding="utf-8-sig", errors="replace")))
+    except srt.SRTParseError as exc:
+        raise SubtitlesMissingError(f"the subtitles upload is not valid SRT: {exc}") from None
+    kept = [
+        srt.Subtitle(
+            index=0,
+            start=max(cue.start, start) - start,
+            end=min(cue.end, end) - start,
+            content=cue.content,
+        )
+        for cue in cues
+        if cue.end > start and cue.start < end
+    ]
+    output.write_text(srt.compose(kept), encoding="utf-8")
 
 
 def burn_filter(subtitles: Path, fonts_dir: Path) -> str:

@@ -15,10 +15,10 @@ from ..fetch.extract import media_url
 from ..fetch.guard import check_url
 from ..media.cutting import cut_segment
 from ..media.errors import MissingSourceError
-from ..media.probe import probe
-from ..media.subtitles import burn_filter, cut_subtitles, pick_track
+from ..media.probe import MediaInfo, probe
+from ..media.subtitles import burn_filter, cut_sidecar, cut_subtitles, pick_track
 from ..queue import JobContext, PermanentError
-from ..storage import Storage, result_key, source_key
+from ..storage import Storage, result_key, source_key, subtitles_key
 from .processing import ClipResult, Progress
 
 
@@ -102,6 +102,17 @@ class ClipProcessor:
         finally:
             await asyncio.to_thread(shutil.rmtree, scratch, True)
 
+    async def _cut_subtitles(self, job: Job, source: Path, info: MediaInfo, out: Path) -> None:
+        """From an uploaded .srt sidecar when the job names one, else the source's own track."""
+        if job.subtitles_upload_key is None:
+            track = pick_track(info, job.subtitle_lang)
+            await cut_subtitles(source, track, job.start_ms, job.end_ms, out, self._timeout)
+            return
+        sidecar = subtitles_key(job.subtitles_upload_key)
+        if not await self._storage.exists(sidecar):
+            raise MissingSourceError("the subtitles upload no longer exists")
+        await cut_sidecar(await self._storage.local_path(sidecar), job.start_ms, job.end_ms, out)
+
     def _remove_leftovers(self, job: Job) -> None:
         """A worker killed mid-cut could not clean up: its later attempt does."""
         for stale in self._scratch_root.glob(f"clip-{job.id}-*"):
@@ -120,8 +131,7 @@ class ClipProcessor:
         subtitles = scratch / "clip.srt" if job.with_subtitles else None
         video_filter = None
         if subtitles is not None:  # before the cut: a missing track fails at once
-            track = pick_track(info, job.subtitle_lang)
-            await cut_subtitles(source, track, job.start_ms, job.end_ms, subtitles, self._timeout)
+            await self._cut_subtitles(job, source, info, subtitles)
             if job.burn_subtitles:
                 video_filter = burn_filter(subtitles, self._fonts_dir)
 

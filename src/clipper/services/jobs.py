@@ -50,6 +50,7 @@ async def create_job(
             with_subtitles=request.with_subtitles,
             burn_subtitles=request.burn_subtitles,
             subtitle_lang=request.subtitle_lang,
+            subtitles_upload_key=request.subtitles_upload_key,
             idempotency_key=idempotency_key,
             request_fingerprint=fingerprint,
         )

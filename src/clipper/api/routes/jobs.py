@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -28,7 +29,7 @@ from ...errors import (
 from ...fetch.guard import ForbiddenUrlError, check_url
 from ...services.jobs import IdempotencyConflictError, create_job
 from ...settings import Settings
-from ...storage import Storage, source_key
+from ...storage import Storage, source_key, subtitles_key
 from ..deps import ResourcesDep, get_caller
 from ..schemas import (
     EventRead,
@@ -93,6 +94,8 @@ def to_clip_request(body: JobCreate, settings: Settings) -> ClipRequest:
         raise ValidationFailedError.field("end", "must be after start")
     if body.burn_subtitles and not body.with_subtitles:
         raise ValidationFailedError.field("burnSubtitles", "needs withSubtitles")
+    if body.subtitles_key is not None and not body.with_subtitles:
+        raise ValidationFailedError.field("subtitlesKey", "needs withSubtitles")
     limit_ms = int(settings.clip_max_duration_sec * 1000)
     if end_ms - start_ms > limit_ms:
         seconds = (end_ms - start_ms) / 1000
@@ -111,10 +114,19 @@ def to_clip_request(body: JobCreate, settings: Settings) -> ClipRequest:
         with_subtitles=body.with_subtitles,
         burn_subtitles=body.burn_subtitles,
         subtitle_lang=body.subtitle_lang,
+        subtitles_upload_key=body.subtitles_key,
     )
 
 
 async def _check_source(request: ClipRequest, storage: Storage, settings: Settings) -> None:
+    if request.subtitles_upload_key is not None:
+        await _check_upload_key(
+            storage,
+            "subtitlesKey",
+            request.subtitles_upload_key,
+            subtitles_key,
+            "no subtitles upload has this key",
+        )
     if request.source_url is not None:
         if not settings.enable_ytdlp:
             raise UrlSourcesDisabledError()
@@ -123,14 +135,21 @@ async def _check_source(request: ClipRequest, storage: Storage, settings: Settin
         except ForbiddenUrlError as exc:
             raise ValidationFailedError.field("youtubeUrl", str(exc)) from None
         return
-    if request.upload_key is None:
-        return
+    if request.upload_key is not None:
+        await _check_upload_key(
+            storage, "uploadKey", request.upload_key, source_key, "no upload has this key"
+        )
+
+
+async def _check_upload_key(
+    storage: Storage, field: str, upload_key: str, locate: Callable[[str], str], missing: str
+) -> None:
     try:
-        key = source_key(request.upload_key)
+        key = locate(upload_key)
     except ValueError as exc:
-        raise ValidationFailedError.field("uploadKey", str(exc)) from None
+        raise ValidationFailedError.field(field, str(exc)) from None
     if not await storage.exists(key):
-        raise ValidationFailedError.field("uploadKey", "no upload has this key")
+        raise ValidationFailedError.field(field, missing)
 
 
 @router.get("/{job_id}/result", response_model=ResultRead)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Request, status
 from starlette.datastructures import UploadFile
 
 from ...errors import PayloadTooLargeError, ValidationFailedError
 from ...media.errors import UnreadableMediaError
-from ...media.probe import probe
-from ...storage import TooLargeError, new_upload_key, source_key
+from ...media.probe import is_subtitle_file, probe
+from ...storage import TooLargeError, new_upload_key, source_key, subtitles_key
 from ..deps import ResourcesDep, get_caller
 from ..schemas import Wire
 
@@ -21,6 +22,7 @@ CHUNK = 1 << 20
 
 class UploadRead(Wire):
     upload_key: str
+    kind: Literal["media", "subtitles"]
     size_bytes: int
     duration_ms: int
     has_video: bool
@@ -31,7 +33,8 @@ class UploadRead(Wire):
 async def upload(request: Request, resources: ResourcesDep) -> UploadRead:
     """Upload a video or audio file as multipart form field `file` (at most MAX_INPUT_MB).
     It is probed: it must hold a video or audio stream no longer than
-    MAX_CLIP_INPUT_DURATION_SEC. Answers the `uploadKey` to use in POST /api/jobs."""
+    MAX_CLIP_INPUT_DURATION_SEC. Answers the `uploadKey` to use in POST /api/jobs. An .srt
+    file is kept as a subtitles sidecar (`kind: subtitles`), for a job's `subtitlesKey`."""
     settings = resources.settings
     form = await request.form(max_files=1, max_fields=5)
     file = form.get("file")
@@ -46,8 +49,19 @@ async def upload(request: Request, resources: ResourcesDep) -> UploadRead:
         raise PayloadTooLargeError(message) from None
     finally:
         await file.close()
+    stored = await resources.storage.local_path(path)
+    if await is_subtitle_file(stored):  # an .srt sidecar, for a job's subtitlesKey
+        await resources.storage.put_file(subtitles_key(key), stored)
+        return UploadRead(
+            upload_key=key,
+            kind="subtitles",
+            size_bytes=size,
+            duration_ms=0,
+            has_video=False,
+            has_audio=False,
+        )
     try:
-        info = await probe(await resources.storage.local_path(path))
+        info = await probe(stored)
     except UnreadableMediaError as exc:
         await resources.storage.delete(path)
         raise ValidationFailedError.field("file", str(exc)) from exc
@@ -60,6 +74,7 @@ async def upload(request: Request, resources: ResourcesDep) -> UploadRead:
         )
     return UploadRead(
         upload_key=key,
+        kind="media",
         size_bytes=size,
         duration_ms=info.duration_ms,
         has_video=info.has_video,
