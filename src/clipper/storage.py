@@ -9,6 +9,7 @@ import asyncio
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -61,6 +62,14 @@ class Storage(Protocol):
         """Remove the object; a missing one is fine, any other failure raises."""
         ...
 
+    async def uploads_older_than(self, seconds: float) -> list[str]:
+        """Upload keys whose files were stored more than `seconds` ago."""
+        ...
+
+    async def delete_upload(self, upload_key: str) -> None:
+        """Remove an upload with its files (source or subtitles)."""
+        ...
+
 
 class LocalStorage:
     def __init__(self, root: Path) -> None:
@@ -102,3 +111,23 @@ class LocalStorage:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.path(key).unlink, missing_ok=True)
+
+    async def uploads_older_than(self, seconds: float) -> list[str]:
+        return await asyncio.to_thread(self._uploads_older_than, seconds)
+
+    def _uploads_older_than(self, seconds: float) -> list[str]:
+        folder = self.root / "sources"
+        if not folder.is_dir():
+            return []
+        cutoff = time.time() - seconds
+        return [
+            f"up_{upload.name}"
+            for upload in folder.iterdir()
+            if upload.is_dir()
+            and _UPLOAD_KEY.match(f"up_{upload.name}")
+            and upload.stat().st_mtime < cutoff
+        ]
+
+    async def delete_upload(self, upload_key: str) -> None:
+        folder = self.path(source_key(upload_key)).parent
+        await asyncio.to_thread(shutil.rmtree, folder, True)

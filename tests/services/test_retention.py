@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 import uuid
 from pathlib import Path
 
@@ -11,8 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from clipper.db.repositories import JobRepository, NewJob
-from clipper.services.retention import cleanup_expired_jobs
-from clipper.storage import LocalStorage
+from clipper.services.retention import cleanup_expired_jobs, cleanup_old_uploads
+from clipper.storage import LocalStorage, new_upload_key, source_key, subtitles_key
 
 
 async def _job(
@@ -113,3 +115,25 @@ async def test_concurrent_runs_delete_each_job_once(
     )
     assert sum(result.deleted for result in results) == len(jobs)
     assert not any([await _exists(sessions, job_id) for job_id in jobs])
+
+
+async def test_old_uploads_go_unless_an_unfinished_job_needs_them(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    storage = LocalStorage(tmp_path)
+    old_free, old_needed, fresh = new_upload_key(), new_upload_key(), new_upload_key()
+    for key in (old_free, old_needed, fresh):
+        storage.path(source_key(key)).parent.mkdir(parents=True)
+        storage.path(source_key(key)).write_bytes(b"video")
+    storage.path(subtitles_key(old_free)).write_bytes(b"1\n00:00:00,000 --> 00:00:01,000\nx\n")
+    two_days_ago = time.time() - 48 * 3600
+    for key in (old_free, old_needed):
+        os.utime(storage.path(source_key(key)).parent, (two_days_ago, two_days_ago))
+    async with sessions.begin() as session:
+        await JobRepository(session).add(
+            NewJob(uuid.uuid4(), "normal", "upload", 0, 1000, upload_key=old_needed)
+        )
+    assert await cleanup_old_uploads(sessions, storage, older_than_hours=24) == 1
+    assert not storage.path(source_key(old_free)).parent.exists()
+    assert await storage.exists(source_key(old_needed))  # a queued job still needs it
+    assert await storage.exists(source_key(fresh))

@@ -16,7 +16,7 @@ from ..domain.clips import ClipRequest
 from ..domain.jobs import EventType, Priority, SourceType
 from ..queue import create_queue_adapter
 from ..services.jobs import create_job
-from ..services.retention import cleanup_expired_jobs
+from ..services.retention import cleanup_expired_jobs, cleanup_old_uploads
 from ..settings import Settings
 from ..storage import LocalStorage
 from ._runtime import database_url_or_exit, run, settings_or_exit
@@ -36,14 +36,20 @@ def cleanup(
 
     async def main() -> str:
         engine = create_engine(url, pool_size=2)
+        storage = LocalStorage(settings.data_dir)
+        uploads = 0
         try:
             with Progress(transient=True) as progress:
                 task = progress.add_task("deleting expired jobs", total=None)
                 result = await cleanup_expired_jobs(
                     session_factory(engine),
-                    LocalStorage(settings.data_dir),
+                    storage,
                     dry_run=dry_run,
                     on_batch=lambda count: progress.advance(task, count),
+                )
+            if not dry_run:
+                uploads = await cleanup_old_uploads(
+                    session_factory(engine), storage, settings.retention_hours
                 )
         finally:
             await engine.dispose()
@@ -51,7 +57,10 @@ def cleanup(
             return f"{result.deleted} expired job(s) would be deleted"
         if result.skipped:
             return "another instance is running retention right now; nothing done"
-        return f"deleted {result.deleted} expired job(s); kept {result.kept} for the next run"
+        return (
+            f"deleted {result.deleted} expired job(s); kept {result.kept} for the next run; "
+            f"deleted {uploads} upload(s) older than RETENTION_HOURS"
+        )
 
     typer.echo(run(main()))
 

@@ -113,6 +113,15 @@ class JobRepository:
             statement = statement.where(Job.id.not_in(skip))
         return (await self._session.scalars(statement)).all()
 
+    async def uploads_in_use(self) -> set[str]:
+        """Upload keys that a queued or processing job still needs."""
+        rows = await self._session.execute(
+            select(Job.upload_key, Job.subtitles_upload_key).where(
+                Job.status.in_([JobStatus.QUEUED.value, JobStatus.PROCESSING.value])
+            )
+        )
+        return {key for row in rows for key in row if key is not None}
+
     async def count_expired(self) -> int:
         statement = select(func.count()).select_from(Job).where(*_EXPIRED)
         return int(await self._session.scalar(statement) or 0)

@@ -57,6 +57,22 @@ async def cleanup_expired_jobs(
             return CleanupResult(deleted, len(kept))
 
 
+async def cleanup_old_uploads(
+    sessions: async_sessionmaker[AsyncSession], storage: Storage, older_than_hours: float
+) -> int:
+    """Delete uploads stored more than `older_than_hours` ago that no queued or processing job
+    needs; returns how many. (A job that finished keeps its clip, not its source.)"""
+    candidates = await storage.uploads_older_than(older_than_hours * 3600)
+    if not candidates:
+        return 0
+    async with sessions() as session:
+        in_use = await JobRepository(session).uploads_in_use()
+    removable = [key for key in candidates if key not in in_use]
+    for key in removable:
+        await storage.delete_upload(key)
+    return len(removable)
+
+
 async def _delete_files(storage: Storage, job: Job) -> bool:
     for key in (job.result_video_key, job.result_subtitles_key):
         if key is None:

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from ..db.session import create_engine, session_factory
 from ..queue import Consumer, QueueAdapter, create_queue_adapter
 from ..services.processing import JobRunner, Processor
-from ..services.retention import cleanup_expired_jobs
+from ..services.retention import cleanup_expired_jobs, cleanup_old_uploads
 from ..settings import Settings
 from ..signals import StopSignals
 from ..storage import LocalStorage
@@ -115,11 +115,16 @@ class Worker:
         while True:
             try:
                 result = await cleanup_expired_jobs(sessions, storage)
-                if result.deleted or result.kept:
+                uploads = await cleanup_old_uploads(
+                    sessions, storage, self._settings.retention_hours
+                )
+                if result.deleted or result.kept or uploads:
                     logger.info(
-                        "retention: %d expired job(s) deleted, %d kept for next run",
+                        "retention: %d expired job(s) deleted, %d kept for next run, "
+                        "%d old upload(s) deleted",
                         result.deleted,
                         result.kept,
+                        uploads,
                     )
             except Exception as exc:
                 logger.error("job retention failed: %s: %s", type(exc).__name__, exc)
