@@ -28,6 +28,7 @@ from clipper.api import create_app
 from clipper.db import migrate
 from clipper.db.urls import libpq_url
 from clipper.embedded_db import resolve_database_url
+from clipper.media.cutting import cut_arguments
 from clipper.media.ffmpeg import ffmpeg_path
 from clipper.media.sample import write_sample_video
 from clipper.settings import Settings
@@ -68,47 +69,13 @@ async def clipper_times(
 async def ffmpeg_times(
     source: Path, method: str, start: float, jobs: int, parallel: int, out_dir: Path
 ) -> list[float]:
-    codecs = (
-        ["-c", "copy"]
-        if method == "copy"
-        else [
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-crf",
-            "23",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "128k",
-        ]
-    )
-
     async def one() -> float:
         began = time.perf_counter()
+        arguments = cut_arguments(
+            source, int(start * 1000), 30_000, method, out_dir / f"{uuid.uuid4().hex}.mp4"
+        )
         process = await asyncio.create_subprocess_exec(
-            ffmpeg_path(),
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-ss",
-            f"{start:.3f}",
-            "-i",
-            str(source),
-            "-t",
-            "30",
-            "-map",
-            "0:v?",
-            "-map",
-            "0:a?",
-            *codecs,
-            "-movflags",
-            "+faststart",
-            str(out_dir / f"{uuid.uuid4().hex}.mp4"),
+            ffmpeg_path(), "-hide_banner", "-loglevel", "error", *arguments
         )
         await process.wait()
         return time.perf_counter() - began

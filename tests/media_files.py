@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 from clipper.media.ffmpeg import ffmpeg_path
+from clipper.media.sample import KEYFRAMES_EVERY_2S
 
 
 def make_video(
@@ -32,12 +33,7 @@ def make_video(
             "libx264",
             "-preset",
             "ultrafast",
-            "-g",
-            "50",
-            "-keyint_min",
-            "50",
-            "-sc_threshold",
-            "0",
+            *KEYFRAMES_EVERY_2S,
             "-pix_fmt",
             "yuv420p",
         ]

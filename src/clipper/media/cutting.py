@@ -70,13 +70,20 @@ async def cut_segment(
     return await _run(job, start_ms, end_ms, "encode")
 
 
-async def _run(job: _Job, start_ms: int, end_ms: int, method: str) -> Cut:
-    duration_ms = end_ms - start_ms
+def cut_arguments(
+    source: Path,
+    start_ms: int,
+    duration_ms: int,
+    method: str,
+    output: Path,
+    video_filter: str | None = None,
+) -> list[str]:
+    """FFmpeg's arguments for one cut (the benchmark runs exactly these by hand)."""
     if method == "copy":
         # No -avoid_negative_ts: it shifted the video ~90 ms behind the audio.
         codecs = ["-c", "copy"]
     else:
-        filters = ["-vf", job.video_filter] if job.video_filter else []
+        filters = ["-vf", video_filter] if video_filter else []
         codecs = [
             *filters,
             "-c:v",
@@ -92,30 +99,35 @@ async def _run(job: _Job, start_ms: int, end_ms: int, method: str) -> Cut:
             "-b:a",
             "128k",
         ]
+    return [
+        "-y",
+        "-ss",
+        f"{start_ms / 1000:.3f}",
+        "-i",
+        str(source),
+        "-t",
+        f"{duration_ms / 1000:.3f}",
+        "-map",
+        "0:v?",
+        "-map",
+        "0:a?",
+        "-sn",
+        *codecs,
+        "-movflags",
+        "+faststart",
+        str(output),
+    ]
+
+
+async def _run(job: _Job, start_ms: int, end_ms: int, method: str) -> Cut:
+    duration_ms = end_ms - start_ms
     stage = "cut" if method == "copy" else "encode"
 
     async def report(share: float) -> None:
         await job.on_progress(stage, share)
 
     await run_ffmpeg(
-        [
-            "-y",
-            "-ss",
-            f"{start_ms / 1000:.3f}",
-            "-i",
-            str(job.source),
-            "-t",
-            f"{duration_ms / 1000:.3f}",
-            "-map",
-            "0:v?",
-            "-map",
-            "0:a?",
-            "-sn",
-            *codecs,
-            "-movflags",
-            "+faststart",
-            str(job.output),
-        ],
+        cut_arguments(job.source, start_ms, duration_ms, method, job.output, job.video_filter),
         duration_ms=duration_ms,
         on_progress=report,
         timeout_seconds=job.timeout_seconds,

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from .ffmpeg import ffmpeg_path
 
+# A keyframe exactly every 2 s at 25 fps, so stream-copy cuts are predictable.
+KEYFRAMES_EVERY_2S = ["-g", "50", "-keyint_min", "50", "-sc_threshold", "0"]
+
 
 def write_sample_video(path: Path, seconds: int) -> None:
     subprocess.run(
@@ -28,12 +31,7 @@ def write_sample_video(path: Path, seconds: int) -> None:
             "libx264",
             "-preset",
             "veryfast",
-            "-g",
-            "50",
-            "-keyint_min",
-            "50",
-            "-sc_threshold",
-            "0",
+            *KEYFRAMES_EVERY_2S,
             "-pix_fmt",
             "yuv420p",
             "-c:a",
