@@ -217,3 +217,45 @@ async def _create_job(db_url: str) -> str:
     finally:
         await queue.shutdown()
         await engine.dispose()
+
+
+def test_clipper_api_alone_serves_and_stops_cleanly(db_url: str, tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [*CLIPPER, "api"],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment(DATABASE_URL=db_url, API_PORT="0", DATA_DIR=str(tmp_path / "data")),
+    )
+    assert process.stderr is not None
+    address = next(line.split()[3] for line in process.stderr if line.startswith("Clipper API on "))
+    try:
+        with httpx.Client(base_url=address, timeout=10) as api:
+            assert api.get("/healthz").json() == {"status": "ok"}
+            assert api.get("/readyz").json()["status"] == "ready"
+            sample = tmp_path / "s.mp4"
+            subprocess.run(
+                [*CLIPPER, "sample-video", str(sample), "--seconds", "5"],
+                cwd=ROOT,
+                env=environment(),
+                check=True,
+                capture_output=True,
+            )
+            with sample.open("rb") as file:
+                key = api.post("/api/uploads", files={"file": file}).json()["uploadKey"]
+            accepted = api.post(
+                "/api/jobs",
+                json={
+                    "sourceType": "upload",
+                    "uploadKey": key,
+                    "start": "00:00:01",
+                    "end": "00:00:03",
+                },
+            )
+            assert accepted.status_code == 202  # queued for whichever worker runs
+            assert api.get(accepted.json()["links"]["self"]).json()["status"] == "queued"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert process.returncode == 0
