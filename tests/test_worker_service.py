@@ -110,3 +110,16 @@ def test_a_taken_metrics_port_is_a_clear_startup_error(db_url: str) -> None:
     assert worker.returncode == 2
     assert "set METRICS_PORT" in output
     assert "Traceback" not in output
+
+
+def test_sigterm_during_start_up_still_exits_cleanly(db_url: str) -> None:
+    """Importing and migrating take a second or two; a SIGTERM then must not kill it (-15)."""
+    for delay in (0.2, 0.8, 1.5):
+        worker = _start("--metrics-port", "0", DATABASE_URL=db_url)
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline and worker.poll() is None:
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=30)
+        assert worker.returncode == 0, (delay, output)
+        assert "Traceback" not in output

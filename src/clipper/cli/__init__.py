@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from . import _early_exit  # noqa: F401  (imported first: SIGTERM handling during start-up)
+
 import typer
 
 from . import db, dlq, keys, queue
