@@ -19,6 +19,7 @@ import pytest
 from clipper.media.cutting import DURATION_TOLERANCE_MS
 from clipper.media.probe import probe
 from clipper.signals import StopSignals
+from clipper.storage import LocalStorage, source_key
 from clipper.worker.service import Worker, WorkerOptions
 from tests.api.conftest import ApiFactory, settings_for
 from tests.cli_helpers import CLIPPER, ROOT, environment
@@ -445,3 +446,19 @@ async def test_an_uploaded_srt_sidecar_is_cut_with_the_clip(
     srt = (await client.get(httpx.URL(links["subtitles"]["url"]))).text
     assert "Inside the clip" in srt
     assert "00:00:01,000 --> 00:00:03,500" in srt
+
+
+async def test_a_source_corrupted_after_upload_fails_at_once_without_retries(
+    make_client: ApiFactory, worker: Worker, video: Path, data_dir: Path
+) -> None:
+    client: httpx.AsyncClient = await make_client()
+    key = (await _upload(client, video)).json()["uploadKey"]
+    LocalStorage(data_dir).path(source_key(key)).write_bytes(b"\x00" * 4096)  # bit rot
+    job = await _job_with(client, key)
+    assert (job["status"], job["error"]["code"], job["attempts"]) == (
+        "failed",
+        "UNREADABLE_INPUT",
+        1,
+    )
+    events = [e["type"] for e in (await client.get(f"/api/jobs/{job['id']}/events")).json()]
+    assert "retry" not in events
