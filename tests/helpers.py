@@ -34,3 +34,14 @@ async def wait_event(event: asyncio.Event, timeout: float = 10.0, what: str = "e
             await event.wait()
     except TimeoutError:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
+
+
+def wait_until(
+    condition: Callable[[], object], *, timeout: float = 30.0, message: str = "condition"
+) -> None:
+    """wait_for for synchronous tests (driving subprocesses): true in time, or fail."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(0.05)

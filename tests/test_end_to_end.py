@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -27,6 +26,7 @@ from clipper.media.probe import probe
 from clipper.queue import PostgresQueueAdapter, QueueConfig
 from clipper.services.jobs import create_job
 from tests.cli_helpers import CLIPPER, ROOT, environment
+from tests.helpers import wait_until
 
 
 class Webhook:
@@ -62,14 +62,6 @@ def webhook() -> Iterator[Webhook]:
     yield receiver
     receiver.server.shutdown()
     receiver.server.server_close()
-
-
-def _wait(condition: Any, timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _start_up(db_url: str, **env: str) -> tuple[subprocess.Popen[str], str]:
@@ -144,13 +136,13 @@ def test_clipper_clip_makes_a_clip_and_a_failed_job_alerts_the_webhook(
             )
             assert accepted.status_code == 202, accepted.text
             job_url = accepted.json()["links"]["self"]
-            _wait(lambda: api.get(job_url).json()["status"] == "failed", what="failed job")
+            wait_until(lambda: api.get(job_url).json()["status"] == "failed", message="failed job")
             job = api.get(job_url).json()
             assert (job["error"]["code"], job["attempts"]) == ("SEGMENT_OUT_OF_RANGE", 1)
             events = [e["type"] for e in api.get(accepted.json()["links"]["events"]).json()]
             assert events == ["created", "processing", "progress", "failed", "dlq"]
             assert [letter["jobId"] for letter in api.get("/api/dlq").json()] == [job["id"]]
-        _wait(lambda: webhook.received, what="the webhook alert")
+        wait_until(lambda: webhook.received, message="the webhook alert")
         assert webhook.calls >= 2  # the first POST failed and was retried
         assert webhook.received[0]["jobId"] == job["id"]
         assert webhook.received[0]["error"]["code"] == "SEGMENT_OUT_OF_RANGE"
@@ -187,13 +179,15 @@ def test_a_job_whose_worker_is_killed_mid_cut_completes_once_after_redelivery(
     job_id = asyncio.run(_create_job(db_url))
     first = worker()
     try:
-        _wait(lambda: "progress" in _events(db_url, job_id), what="the first attempt cutting")
+        wait_until(
+            lambda: "progress" in _events(db_url, job_id), message="the first attempt cutting"
+        )
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     second = worker()
     try:
-        _wait(lambda: "done" in _events(db_url, job_id), what="done after redelivery")
+        wait_until(lambda: "done" in _events(db_url, job_id), message="done after redelivery")
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
-import time
 import urllib.request
 import uuid
 
@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from tests.cli_helpers import CLIPPER, ROOT, environment
+from tests.helpers import wait_until
 
 
 def _free_port() -> int:
@@ -41,14 +42,6 @@ def _states(url: str) -> dict[str, int]:
     return {state: count for state, count in rows}
 
 
-def _wait(condition: object, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.05)
-
-
 def _start(*args: str, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*CLIPPER, "worker", *args],
@@ -68,13 +61,13 @@ def test_worker_runs_jobs_serves_metrics_and_stops_on_signal(
     port = _free_port()
     worker = _start("--metrics-port", str(port), DATABASE_URL=db_url)
     try:
-        _wait(lambda: _states(db_url).get("completed") == 5)
+        wait_until(lambda: _states(db_url).get("completed") == 5)
 
         def scrape() -> str:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
                 return str(page.read().decode())
 
-        _wait(lambda: 'clipper_queue_completed_total{queue="clips"} 5.0' in scrape())
+        wait_until(lambda: 'clipper_queue_completed_total{queue="clips"} 5.0' in scrape())
         assert "clipper_queue_depth_scrape_ok 1.0" in scrape()
     finally:
         worker.send_signal(stop_signal)
@@ -87,7 +80,7 @@ def test_worker_runs_jobs_serves_metrics_and_stops_on_signal(
 def test_worker_migrates_an_empty_database_when_asked(empty_db_url: str) -> None:
     worker = _start("--migrate", "--metrics-port", "0", DATABASE_URL=empty_db_url)
     try:
-        _wait(lambda: _has_queue_table(empty_db_url))
+        wait_until(lambda: _has_queue_table(empty_db_url))
     finally:
         worker.send_signal(signal.SIGTERM)
         output, _ = worker.communicate(timeout=30)
@@ -116,9 +109,8 @@ def test_sigterm_during_start_up_still_exits_cleanly(db_url: str) -> None:
     """Importing and migrating take a second or two; a SIGTERM then must not kill it (-15)."""
     for delay in (0.2, 0.8, 1.5):
         worker = _start("--metrics-port", "0", DATABASE_URL=db_url)
-        deadline = time.monotonic() + delay
-        while time.monotonic() < deadline and worker.poll() is None:
-            time.sleep(0.05)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # signal it `delay` s in
+            worker.wait(timeout=delay)
         worker.send_signal(signal.SIGTERM)
         output, _ = worker.communicate(timeout=30)
         assert worker.returncode == 0, (delay, output)
