@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import FfmpegError, InvalidOutputError, SegmentOutOfRangeError
-from .ffmpeg import run_ffmpeg
+from .ffmpeg import run_ffmpeg, segment_input
 from .probe import MediaInfo, keyframe_before, probe
 
 logger = logging.getLogger("clipper.media")
@@ -100,13 +100,7 @@ def cut_arguments(
             "128k",
         ]
     return [
-        "-y",
-        "-ss",
-        f"{start_ms / 1000:.3f}",
-        "-i",
-        str(source),
-        "-t",
-        f"{duration_ms / 1000:.3f}",
+        *segment_input(source, start_ms, duration_ms),
         "-map",
         "0:v?",
         "-map",

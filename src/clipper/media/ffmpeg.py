@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from functools import cache
+from pathlib import Path
 
 import imageio_ffmpeg
 
@@ -18,6 +19,20 @@ ProgressCallback = Callable[[float], Awaitable[None]]
 @cache
 def ffmpeg_path() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def segment_input(source: Path, start_ms: int, duration_ms: int) -> list[str]:
+    """Seek into `source` and take `duration_ms` from there (input seeking: fast, and it
+    shifts the segment's timestamps to start at zero)."""
+    return [
+        "-y",
+        "-ss",
+        f"{start_ms / 1000:.3f}",
+        "-i",
+        str(source),
+        "-t",
+        f"{duration_ms / 1000:.3f}",
+    ]
 
 
 async def run_ffmpeg(

@@ -10,7 +10,7 @@ from pathlib import Path
 import srt
 
 from .errors import SubtitleFontsMissingError, SubtitlesMissingError
-from .ffmpeg import run_ffmpeg
+from .ffmpeg import run_ffmpeg, segment_input
 from .probe import MediaInfo
 
 
@@ -37,13 +37,7 @@ async def cut_subtitles(
 
     await run_ffmpeg(
         [
-            "-y",
-            "-ss",
-            f"{start_ms / 1000:.3f}",
-            "-i",
-            str(source),
-            "-t",
-            f"{(end_ms - start_ms) / 1000:.3f}",
+            *segment_input(source, start_ms, end_ms - start_ms),
             "-map",
             f"0:s:{track}",
             "-c:s",
