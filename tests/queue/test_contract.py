@@ -394,8 +394,17 @@ async def test_health_and_metrics_report_depth(harness: Harness) -> None:
     assert report.ok, report.detail
     [depth] = await adapter.depth()
     assert (depth.queue, depth.ready, depth.scheduled, depth.active) == ("clips", 3, 1, 0)
-    text = generate_latest(adapter.metrics.registry).decode()
-    assert 'clipper_queue_depth{queue="clips",state="ready"} 3.0' in text
+
+    def scrape() -> str:
+        return generate_latest(adapter.metrics.registry).decode()
+
+    # PostgreSQL's depth is a snapshot refreshed every poll interval (a scrape never waits
+    # on the database); memory's is read at the scrape.
+    await wait_for(
+        lambda: 'clipper_queue_depth{queue="clips",state="ready"} 3.0' in scrape(),
+        message="the depth snapshot",
+    )
+    text = scrape()
     assert 'clipper_queue_depth{queue="clips",state="scheduled"} 1.0' in text
     assert "clipper_queue_oldest_ready_age_seconds" in text
 

@@ -24,8 +24,15 @@ from ._backoff import retry_delay_seconds
 from ._config import QueueConfig, dead_letter_queue_name
 from ._consumer import Consumer, Handler
 from ._context import JobContext, current_job_id
+from ._deadlines import ConnectionTimeouts
 from ._dlq import AlertHook
-from ._errors import LeaseLostError, PermanentError, QueueError, QueueNotStartedError
+from ._errors import (
+    LeaseLostError,
+    PermanentError,
+    QueueError,
+    QueueNotStartedError,
+    SystemicError,
+)
 from ._maintenance import RetentionResult
 from ._memory import InMemoryQueueAdapter
 from ._message import (
@@ -47,6 +54,7 @@ __all__ = [
     "AlertHook",
     "BaseQueueAdapter",
     "Claim",
+    "ConnectionTimeouts",
     "Consumer",
     "DeadLetter",
     "DeadLetterEntry",
@@ -71,6 +79,7 @@ __all__ = [
     "RetentionResult",
     "RetryHook",
     "RetryNotice",
+    "SystemicError",
     "TransactionFactory",
     "create_queue_adapter",
     "current_job_id",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ._deadlines import ConnectionTimeouts
+
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -27,8 +29,13 @@ class QueueConfig:
     pool_max_size: int = 10
     # Longest pause between reconnect attempts after the database went away.
     reconnect_max_seconds: float = 5.0
+    # Longest pause of claiming after repeated systemic failures (disk full, database away).
+    systemic_pause_max_seconds: float = 30.0
     # How long start() waits for the database before giving up.
     startup_timeout_seconds: float = 30.0
+    # Deadlines of every connection and statement the engine makes (see _deadlines.py);
+    # None: the defaults, with statements bounded by half the visibility window (at most 15 s).
+    timeouts: ConnectionTimeouts | None = None
 
     def __post_init__(self) -> None:
         if not _IDENTIFIER.match(self.schema):
@@ -41,6 +48,16 @@ class QueueConfig:
             raise ValueError("max_attempts counts the first run and must be at least 1")
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if self.deadlines.statement_seconds >= self.visibility_seconds:
+            # A heartbeat that may hang longer than the lease cannot keep the lease.
+            raise ValueError("the statement timeout must be shorter than visibility_seconds")
+
+    @property
+    def deadlines(self) -> ConnectionTimeouts:
+        if self.timeouts is not None:
+            return self.timeouts
+        statement = min(15.0, self.visibility_seconds / 2)
+        return ConnectionTimeouts(statement_seconds=statement, lock_seconds=min(5.0, statement))
 
     @property
     def heartbeat_seconds(self) -> float:

@@ -8,14 +8,14 @@ import enum
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Literal, ParamSpec, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from ._backend import QueueBackend, SettleOptions
 from ._backoff import retry_delay_seconds
 from ._config import QueueConfig
 from ._context import JobContext, _current_job_id
-from ._errors import PermanentError
+from ._errors import LeaseLostError, PermanentError, SystemicError
 from ._message import Claim, ErrorInfo, ReceivedMessage, RetryNotice
 from ._metrics import QueueMetrics
 
@@ -51,10 +51,20 @@ def error_info(exc: BaseException) -> ErrorInfo:
 @dataclass(eq=False, slots=True)
 class _Attempt:
     message: ReceivedMessage
-    context: JobContext
+    # Loop time just before the last claim or extend that renewed the lease: the lease runs
+    # at least a visibility window from then (on the database clock, which is later).
+    renewed_at: float
+    context: JobContext = field(init=False)
     task: asyncio.Task[None] | None = None
     # Set when shutdown took the message back: the handler's outcome no longer settles it.
     abandoned: bool = False
+    # Set when the lease is gone (refused, or not renewed for a whole window): another
+    # consumer may own the message, so this attempt stops and settles nothing.
+    lost: bool = False
+
+    @property
+    def settles(self) -> bool:
+        return not (self.abandoned or self.lost)
 
 
 @dataclass(slots=True)
@@ -91,6 +101,9 @@ class Consumer:
         self._closed = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._last_sweep = 0.0
+        # Systemic failures (disk full, database away) pause claiming, backing off.
+        self._systemic_failures = 0
+        self._paused_until = 0.0
         queue = self.queue
         self._claimed = metrics.claimed.labels(queue)
         self._completed = metrics.completed.labels(queue)
@@ -100,6 +113,7 @@ class Consumer:
         self._lease_lost = metrics.lease_lost.labels(queue)
         self._released = metrics.released.labels(queue)
         self._pickup = metrics.pickup_seconds.labels(queue)
+        self._systemic = metrics.systemic_failures
         self._metrics = metrics
 
     @property
@@ -117,6 +131,9 @@ class Consumer:
         timed_out = False
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
+            if (paused := self._paused_until - loop.time()) > 0:
+                await self._wait_for_stop(paused)  # wake-ups do not end a systemic pause
+                continue
             free = self._options.concurrency - len(self._running)
             if free <= 0:
                 self._signal.clear()
@@ -129,6 +146,7 @@ class Consumer:
                     or loop.time() - self._last_sweep >= self._config.poll_interval_seconds
                 ):
                     await self._sweep_expired()
+                asked_at = loop.time()
                 messages = await self._store.claim(
                     self.queue, free, self._config.visibility_seconds
                 )
@@ -142,7 +160,7 @@ class Consumer:
                 await self._release([message.claim for message in messages])
                 break
             for message in messages:
-                self._start_attempt(message)
+                self._start_attempt(message, asked_at)
             if len(messages) == free:
                 timed_out = False
                 continue  # a full batch: more are probably waiting
@@ -157,6 +175,13 @@ class Consumer:
             self._report(exc, "next_due")
             return timeout
         return timeout if due is None else min(timeout, due + 0.001)
+
+    async def _wait_for_stop(self, timeout: float) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                await self._stopping.wait()
+        except TimeoutError:
+            pass
 
     async def _pause(self, timeout: float | None) -> bool:
         """Wait for the signal (or stop); True when the timeout ran out instead."""
@@ -187,15 +212,16 @@ class Consumer:
 
     # --- running --------------------------------------------------------------------------
 
-    def _start_attempt(self, message: ReceivedMessage) -> None:
+    def _start_attempt(self, message: ReceivedMessage, claimed_at: float) -> None:
         self._claimed.inc()
         self._pickup.observe(message.pickup_delay)
-        context = JobContext(
+        attempt = _Attempt(message, claimed_at)
+        attempt.context = JobContext(
             message,
-            lambda seconds: self._extend_one(message.claim, seconds),
+            lambda seconds: self._extend_one(attempt, seconds),
+            lambda conn: self._complete_in(attempt, conn),
             self._config.visibility_seconds,
         )
-        attempt = _Attempt(message, context)
         self._running[message.claim.message_id] = attempt
         attempt.task = asyncio.create_task(self._run(attempt))
         self._attempt_tasks.add(attempt.task)
@@ -216,13 +242,47 @@ class Consumer:
         elapsed = asyncio.get_running_loop().time() - started
         outcome = "completed" if failure is None else "failed"
         self._metrics.handler_seconds.labels(self.queue, outcome).observe(elapsed)
-        if attempt.abandoned:
-            return  # shutdown released it; the attempt does not count
+        if isinstance(failure, LeaseLostError) and attempt.settles:
+            attempt.lost = True  # refused by extend_lease() or complete(): already counted
+            logger.warning(
+                "stale attempt: its lease was lost, its outcome is discarded",
+                extra=self._log_extra(message),
+            )
+        if not attempt.settles:
+            return  # released by shutdown, or owned by another consumer now
         if failure is None:
-            self._acks.append(message.claim)
-            self._ack_signal.set()
+            self._systemic_failures = 0
+            if attempt.context.completed_in_transaction:
+                self._completed.inc()
+            else:
+                self._acks.append(message.claim)
+                self._ack_signal.set()
+        elif isinstance(failure, SystemicError):
+            await self._hold_back(message, failure)
         else:
             await self._settle_failure(message, failure)
+
+    async def _hold_back(self, message: ReceivedMessage, failure: SystemicError) -> None:
+        """Give the message back uncharged and pause claiming: the cause is not the message,
+        so running it again now, here or elsewhere, would only fail the same way."""
+        self._systemic_failures += 1
+        pause = min(
+            self._config.systemic_pause_max_seconds,
+            0.5 * 2 ** min(self._systemic_failures - 1, 10),
+        )
+        self._paused_until = max(self._paused_until, asyncio.get_running_loop().time() + pause)
+        self._systemic.labels(self.queue, failure.code).inc()
+        logger.warning(
+            "systemic failure %s: %s; message given back uncharged, claims paused for %.1fs",
+            failure.code,
+            failure,
+            pause,
+            extra=self._log_extra(message),
+        )
+        await self._release([message.claim])
+
+    def _log_extra(self, message: ReceivedMessage) -> dict[str, Any]:
+        return {"job_id": str(message.job_id), "queue": self.queue, "attempt": message.attempt}
 
     async def _settle_failure(self, message: ReceivedMessage, failure: BaseException) -> None:
         self._failed.inc()
@@ -324,24 +384,39 @@ class Consumer:
                 self._lease_lost.inc(lost)
                 logger.warning("%d acknowledgement(s) refused: lease lost", lost)
 
-    async def _extend_one(self, claim: Claim, seconds: float) -> bool:
-        held = await self._store.extend([claim], seconds)
-        if claim.message_id not in held:
+    async def _extend_one(self, attempt: _Attempt, seconds: float) -> bool:
+        asked_at = asyncio.get_running_loop().time()
+        held = await self._store.extend([attempt.message.claim], seconds)
+        if attempt.message.claim.message_id not in held:
             self._lease_lost.inc()
             return False
+        attempt.renewed_at = asked_at
         return True
 
+    async def _complete_in(self, attempt: _Attempt, conn: Any) -> bool:
+        if not attempt.settles:
+            return False  # presumed lost: even if the row still says ours, do not finish it
+        if await self._store.complete_in(attempt.message.claim, conn):
+            return True
+        self._lease_lost.inc()
+        return False
+
     async def _heartbeat_loop(self) -> None:
+        """Renew every running lease each heartbeat. An attempt whose lease was refused, or
+        could not be renewed for a whole visibility window (the database is unreachable or
+        the connection hangs), is stopped: another consumer may be running it by now."""
+        loop = asyncio.get_running_loop()
         while not self._closed.is_set():
             try:
-                async with asyncio.timeout(self._config.heartbeat_seconds):
+                async with asyncio.timeout(self._next_beat_in(loop.time())):
                     await self._closed.wait()
                 return
             except TimeoutError:
                 pass
-            attempts = [a for a in self._running.values() if not a.abandoned]
+            attempts = self._expire_unrenewed(loop.time())
             if not attempts:
                 continue
+            asked_at = loop.time()
             try:
                 held = await self._store.extend(
                     [a.message.claim for a in attempts], self._config.visibility_seconds
@@ -350,13 +425,43 @@ class Consumer:
                 self._report(exc, "heartbeat")
                 continue
             for attempt in attempts:
-                if attempt.message.claim.message_id not in held:
-                    self._lease_lost.inc()
-                    attempt.context.cancelled.set()
-                    logger.warning(
-                        "lease lost while running; cancelling the handler",
-                        extra={"job_id": str(attempt.message.job_id), "queue": self.queue},
-                    )
+                if self._running.get(attempt.message.claim.message_id) is not attempt:
+                    continue  # finished meanwhile: its acknowledgement settles it
+                if attempt.message.claim.message_id in held:
+                    attempt.renewed_at = asked_at
+                else:
+                    self._lose(attempt, "the heartbeat was refused")
+
+    def _next_beat_in(self, now: float) -> float:
+        """The heartbeat period, or sooner when a lease runs out before the next beat."""
+        delay = self._config.heartbeat_seconds
+        for attempt in self._running.values():
+            if attempt.settles:
+                expiry = attempt.renewed_at + self._config.visibility_seconds
+                delay = min(delay, expiry - now)
+        return max(0.01, delay)
+
+    def _expire_unrenewed(self, now: float) -> list[_Attempt]:
+        """Stop attempts whose lease has run out unrenewed; return the ones still held."""
+        held = []
+        for attempt in list(self._running.values()):
+            if not attempt.settles:
+                continue
+            if now - attempt.renewed_at >= self._config.visibility_seconds:
+                self._lose(attempt, "not renewed for a whole visibility window")
+            else:
+                held.append(attempt)
+        return held
+
+    def _lose(self, attempt: _Attempt, why: str) -> None:
+        attempt.lost = True
+        self._lease_lost.inc()
+        attempt.context.cancel("lease lost")
+        if attempt.task is not None:
+            attempt.task.cancel()
+        logger.warning(
+            "lease lost (%s): stopping the attempt", why, extra=self._log_extra(attempt.message)
+        )
 
     # --- stopping -------------------------------------------------------------------------
 
@@ -378,10 +483,10 @@ class Consumer:
         self._signal.set()
         await asyncio.gather(self._loops[0], return_exceptions=True)
         await self._grace_period(grace)
-        overdue = [attempt for attempt in self._running.values() if not attempt.abandoned]
+        overdue = [attempt for attempt in self._running.values() if attempt.settles]
         for attempt in overdue:
             attempt.abandoned = True
-            attempt.context.cancelled.set()
+            attempt.context.cancel("shutdown")
             if attempt.task is not None:
                 attempt.task.cancel()
         await self._release([attempt.message.claim for attempt in overdue])

@@ -18,3 +18,18 @@ class LeaseLostError(QueueError):
 
 class QueueNotStartedError(QueueError):
     """The adapter was used before `start()` or after `shutdown()`."""
+
+
+class SystemicError(Exception):
+    """Raise from a handler when the attempt failed for a reason outside its message (the
+    disk is full, the database went away): retrying the message elsewhere cannot help and
+    charging its attempts would dead-letter a whole backlog for one cause. The consumer gives
+    the message back without counting the attempt and pauses claiming, with a backoff, until
+    an attempt gets through. `code` names the cause for logs and metrics."""
+
+    code = "SYSTEMIC"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code

@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from ._backend import Wakeups
+from ._deadlines import bounded
 
 logger = logging.getLogger("clipper.queue")
 
@@ -29,6 +30,8 @@ class Listener:
         check_interval: float,
         reconnect_max_seconds: float,
         on_error: Callable[[BaseException, str], None],
+        connection_kwargs: dict[str, Any],
+        deadline_seconds: float,
     ) -> None:
         self._conninfo = conninfo
         self._channel = channel
@@ -36,6 +39,8 @@ class Listener:
         self._check_interval = check_interval
         self._reconnect_max = reconnect_max_seconds
         self._on_error = on_error
+        self._connection_kwargs = {**connection_kwargs, "autocommit": True}
+        self._deadline = deadline_seconds
         self._task: asyncio.Task[None] | None = None
         self._connection: psycopg.AsyncConnection[Any] | None = None
         self.alive = False
@@ -74,11 +79,15 @@ class Listener:
             await asyncio.sleep(min(self._reconnect_max, 0.05 * 2 ** min(failures, 10)))
 
     async def _listen(self) -> None:
-        self._connection = conn = await psycopg.AsyncConnection.connect(
-            self._conninfo, autocommit=True, application_name="clipper-queue-listener"
+        self._connection = conn = await bounded(
+            psycopg.AsyncConnection.connect(
+                self._conninfo, application_name="clipper-queue-listener", **self._connection_kwargs
+            ),
+            self._deadline,
         )
         async with conn:
-            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+            listen = sql.SQL("LISTEN {}").format(sql.Identifier(self._channel))
+            await bounded(conn.execute(listen), self._deadline)
             self.alive = True
             self.connected.set()
             self._wakeups.notify_all()  # anything published while we were away
@@ -86,5 +95,6 @@ class Listener:
             while True:
                 async for notify in conn.notifies(timeout=self._check_interval):
                     self._wakeups.notify(notify.payload)
-                # No hint for a while: prove the socket is alive (a half-open one never errors).
-                await conn.execute("SELECT 1")
+                # No hint for a while: prove the socket is alive (a half-open one never errors,
+                # so the check has a deadline of its own).
+                await bounded(conn.execute("SELECT 1"), self._deadline)

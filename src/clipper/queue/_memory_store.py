@@ -145,6 +145,11 @@ class MemoryStore:
                 done.add(row.id)
         return done
 
+    async def complete_in(self, claim: Claim, conn: Any) -> bool:
+        """Memory has no transactions to join: the acknowledgement takes effect at once,
+        whatever becomes of the caller's transaction."""
+        return bool(await self.complete([claim]))
+
     async def extend(self, claims: Sequence[Claim], seconds: float) -> set[int]:
         held = set()
         for claim in claims:

@@ -1,5 +1,5 @@
 """Prometheus instruments of the queue, on a registry per adapter (two adapters in one process
-never collide); queue depth is read from the store each time it is scraped."""
+never collide); queue depth comes from a reader called at each scrape (which must not block)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,11 @@ class QueueMetrics:
         )
         self.released = counter(
             "clipper_queue_released", "Attempts given back at shutdown (attempt not counted)."
+        )
+        self.systemic_failures = counter(
+            "clipper_queue_systemic_failures",
+            "Attempts given back uncharged for a systemic cause (claims paused).",
+            "code",
         )
         self.engine_errors = counter(
             "clipper_queue_engine_errors",
@@ -85,8 +90,8 @@ class _DepthCollector(Collector):
         )
         try:
             rows = self._read_depth()
-        except Exception:
-            logger.warning("queue depth could not be read for metrics", exc_info=True)
+        except Exception as exc:
+            logger.warning("queue depth could not be read for metrics: %s", exc)
             up.add_metric([], 0)
             yield up
             return

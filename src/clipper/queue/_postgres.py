@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from typing import Any
 
-import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ._adapter import BaseQueueAdapter
 from ._config import QueueConfig
 from ._consumer import ErrorHook
+from ._depth import DepthSnapshot
 from ._listener import Listener
-from ._message import HealthReport, QueueDepth
+from ._message import HealthReport
 from ._metrics import QueueMetrics
-from ._postgres_store import ENGINE_CONNECTION_KWARGS, PostgresStore
-from ._sql import load_queries, notify_channel
+from ._postgres_store import PostgresStore, engine_connection_kwargs
+from ._sql import notify_channel
 
 logger = logging.getLogger("clipper.queue")
 
@@ -33,15 +32,19 @@ class PostgresQueueAdapter(BaseQueueAdapter):
     ) -> None:
         super().__init__(config, on_error=on_error, metrics=metrics)
         self._database_url = database_url
+        deadlines = config.deadlines
+        kwargs = engine_connection_kwargs(deadlines)
         self._pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             database_url,
             min_size=2,
             max_size=config.pool_max_size,
-            kwargs={**ENGINE_CONNECTION_KWARGS, "application_name": "clipper-queue"},
-            timeout=10.0,
+            kwargs={**kwargs, "application_name": "clipper-queue"},
+            timeout=deadlines.statement_seconds,
             open=False,
         )
-        self._store = PostgresStore(self._pool, database_url, config.schema, config.max_attempts)
+        self._store = PostgresStore(
+            self._pool, database_url, config.schema, config.max_attempts, deadlines
+        )
         self._listener = Listener(
             database_url,
             notify_channel(config.schema),
@@ -49,9 +52,11 @@ class PostgresQueueAdapter(BaseQueueAdapter):
             check_interval=config.poll_interval_seconds,
             reconnect_max_seconds=config.reconnect_max_seconds,
             on_error=self._report,
+            connection_kwargs=kwargs,
+            deadline_seconds=deadlines.statement_seconds,
         )
-        self._depth_reader = _SyncDepthReader(database_url, config.schema)
-        self.metrics.watch_depth(self._depth_reader.read)
+        self._depth = DepthSnapshot(self._store.depth, config.poll_interval_seconds)
+        self.metrics.watch_depth(self._depth.read)
 
     @property
     def store(self) -> PostgresStore:
@@ -70,6 +75,7 @@ class PostgresQueueAdapter(BaseQueueAdapter):
     async def _open(self) -> None:
         """Open the pool, waiting for the database up to startup_timeout_seconds."""
         await self._pool.open(wait=True, timeout=self.config.startup_timeout_seconds)
+        self._depth.start()
 
     def _before_first_consumer(self) -> None:
         # Only consuming processes listen: a publish-only process (the API) would otherwise
@@ -78,10 +84,10 @@ class PostgresQueueAdapter(BaseQueueAdapter):
             self._listener.start()
 
     async def _close(self) -> None:
+        await self._depth.stop()
         await self._listener.stop()
         await self._store.close()
         await self._pool.close()
-        self._depth_reader.close()
 
     async def health(self) -> HealthReport:
         detail: dict[str, str] = {}
@@ -97,36 +103,3 @@ class PostgresQueueAdapter(BaseQueueAdapter):
         elif not self._listener.started:
             detail["listener"] = "not needed: this process does not consume"
         return HealthReport(database=database, listener=listener, detail=detail)
-
-
-class _SyncDepthReader:
-    """Reads queue depth for a Prometheus scrape, which runs synchronously (often in the
-    exporter's own thread), on one small connection of its own, reopened after a failure."""
-
-    def __init__(self, database_url: str, schema: str) -> None:
-        self._database_url = database_url
-        self._query = load_queries(schema)["depth"]
-        self._connection: psycopg.Connection[Any] | None = None
-        self._lock = threading.Lock()
-
-    def read(self) -> list[QueueDepth]:
-        with self._lock:
-            try:
-                if self._connection is None or self._connection.closed:
-                    self._connection = psycopg.connect(
-                        self._database_url,
-                        autocommit=True,
-                        connect_timeout=5,
-                        application_name="clipper-queue-metrics",
-                        options="-c statement_timeout=5000",
-                    )
-                rows = self._connection.execute(self._query).fetchall()
-            except Exception:
-                self.close()
-                raise
-        return [QueueDepth(*row) for row in rows]
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None

@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from ._backend import DeadLetterEntry, SettleOptions, Wakeups
+from ._deadlines import ConnectionTimeouts, bounded
 from ._message import (
     Claim,
     DeadLetter,
@@ -33,14 +34,18 @@ from ._sql import load_queries, notify_channel
 T = TypeVar("T")
 Connection = psycopg.AsyncConnection[Any]
 
-# Settings of every connection the engine opens (never of a caller's connection). The engine's
-# statements are prepared after a few runs; with plan_cache_mode=auto PostgreSQL kept
-# re-planning them with custom plans, doubling the cost of a claim (0.37 -> 0.19 ms measured).
-# Their plans do not depend on the parameter values, so the generic plan is always right.
-ENGINE_CONNECTION_KWARGS: dict[str, Any] = {
-    "autocommit": True,
-    "options": "-c plan_cache_mode=force_generic_plan",
-}
+
+def engine_connection_kwargs(timeouts: ConnectionTimeouts) -> dict[str, Any]:
+    """Settings of every connection the engine opens (never of a caller's connection): the
+    deadlines of _deadlines.py, autocommit, and generic plans. The engine's statements are
+    prepared after a few runs; with plan_cache_mode=auto PostgreSQL kept re-planning them
+    with custom plans, doubling the cost of a claim (0.37 -> 0.19 ms measured). Their plans
+    do not depend on the parameter values, so the generic plan is always right."""
+    return {
+        **timeouts.libpq_kwargs(),
+        "autocommit": True,
+        "options": f"-c plan_cache_mode=force_generic_plan {timeouts.server_options()}",
+    }
 
 
 class Lane:
@@ -52,9 +57,10 @@ class Lane:
     not yet connected is simply skipped in favour of the pool, so it never queues anyone.
     """
 
-    def __init__(self, conninfo: str, name: str) -> None:
+    def __init__(self, conninfo: str, name: str, connection_kwargs: dict[str, Any]) -> None:
         self._conninfo = conninfo
         self._name = name
+        self._connection_kwargs = connection_kwargs
         self._lock = asyncio.Lock()
         self._connection: Connection | None = None
 
@@ -68,7 +74,7 @@ class Lane:
                 self._connection = await psycopg.AsyncConnection.connect(
                     self._conninfo,
                     application_name=f"clipper-queue-{self._name}",
-                    **ENGINE_CONNECTION_KWARGS,
+                    **self._connection_kwargs,
                 )
             try:
                 return await work(self._connection)
@@ -90,11 +96,14 @@ class PostgresStore:
         conninfo: str,
         schema: str,
         dead_letter_max_attempts: int,
+        timeouts: ConnectionTimeouts,
     ) -> None:
         self._pool = pool
-        self._publish_lane = Lane(conninfo, "publish")
-        self._claim_lane = Lane(conninfo, "claim")
-        self._ack_lane = Lane(conninfo, "ack")
+        self._deadline = timeouts.statement_seconds
+        kwargs = engine_connection_kwargs(timeouts)
+        self._publish_lane = Lane(conninfo, "publish", kwargs)
+        self._claim_lane = Lane(conninfo, "claim", kwargs)
+        self._ack_lane = Lane(conninfo, "ack", kwargs)
         self._dead_letter_max_attempts = dead_letter_max_attempts
         self._queries = load_queries(schema)
         self._channel = notify_channel(schema)
@@ -109,17 +118,23 @@ class PostgresStore:
         that connection turns out to be dead (killed, or the server restarted while it sat
         idle), run it once more on a fresh one. Every engine statement is safe to repeat:
         publish is ON CONFLICT DO NOTHING, settles are fenced by the lease token, and a
-        transaction that failed rolled back whole."""
+        transaction that failed rolled back whole. Each try has the statement deadline: past
+        it, TimeoutError (the connection is abandoned, see `bounded`)."""
         for last_try in (False, True):
             try:
-                if lane is not None and not lane.busy:
-                    return await lane.run(work)
-                async with self._pool.connection() as conn:
-                    return await work(conn)
+                return await bounded(self._on_some_connection(work, lane), self._deadline)
             except psycopg.OperationalError as exc:
                 if last_try or not _connection_lost(exc):
                     raise
         raise AssertionError("unreachable")
+
+    async def _on_some_connection(
+        self, work: Callable[[Connection], Awaitable[T]], lane: Lane | None
+    ) -> T:
+        if lane is not None and not lane.busy:
+            return await lane.run(work)
+        async with self._pool.connection() as conn:
+            return await work(conn)
 
     async def _execute(
         self, name: str, params: dict[str, Any], lane: Lane | None = None
@@ -224,6 +239,12 @@ class PostgresStore:
         rows = await self._execute("complete", self._batch(claims), self._ack_lane)
         return {row[0] for row in rows}
 
+    async def complete_in(self, claim: Claim, conn: Any) -> bool:
+        """Acknowledge one attempt inside the caller's open transaction (fenced like every
+        settle): it commits or rolls back with the caller's own writes."""
+        rows = await self._execute_in("complete", self._batch([claim]), conn)
+        return bool(rows)
+
     async def extend(self, claims: Sequence[Claim], seconds: float) -> set[int]:
         params = self._batch(claims) | {"seconds": seconds}
         return {row[0] for row in await self._execute("extend", params)}
@@ -262,8 +283,13 @@ class PostgresStore:
     ) -> T:
         """Run `settle` in the application's transaction when it gave one, else in ours."""
         if options.transaction is not None:
-            async with options.transaction() as outer:
-                return await settle(await driver_connection(outer), outer)
+
+            async def in_theirs() -> T:
+                assert options.transaction is not None
+                async with options.transaction() as outer:
+                    return await settle(await driver_connection(outer), outer)
+
+            return await bounded(in_theirs(), self._deadline)
 
         async def work(conn: Connection) -> T:
             async with conn.transaction():

@@ -1,0 +1,93 @@
+"""Deadlines for every database connection and statement, so a dead or half-open path to
+PostgreSQL is noticed instead of hanging a worker (and the leases it holds) forever.
+
+Three layers, each for a different failure:
+- TCP keepalives and `tcp_user_timeout`: the kernel gives up on a peer that stopped answering
+  (a cable pulled, a VM frozen), which otherwise looks like an idle connection for hours.
+- A client-side deadline around every statement (`bounded`): catches what TCP cannot, e.g.
+  a proxy or pooler that keeps the socket open but forwards nothing.
+- Server-side `statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout`:
+  a session whose client vanished mid-transaction stops holding row locks on the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionTimeouts:
+    """How long the engine (and the application, which reuses this) waits on PostgreSQL."""
+
+    connect_seconds: float = 5.0
+    # Client deadline of one statement (or one short transaction) and the server's
+    # statement_timeout. Shorter than the visibility window, so a hung heartbeat is noticed
+    # while the lease can still be renewed.
+    statement_seconds: float = 15.0
+    lock_seconds: float = 5.0
+    idle_in_transaction_seconds: float = 30.0
+    keepalive_idle_seconds: float = 10.0
+    tcp_user_timeout_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+
+    def libpq_kwargs(self) -> dict[str, Any]:
+        """Connection parameters for psycopg/libpq (whole seconds and milliseconds)."""
+        idle = max(1, math.ceil(self.keepalive_idle_seconds))
+        return {
+            "connect_timeout": max(2, math.ceil(self.connect_seconds)),  # libpq's minimum is 2
+            "keepalives": 1,
+            "keepalives_idle": idle,
+            "keepalives_interval": max(1, idle // 3),
+            "keepalives_count": 3,
+            "tcp_user_timeout": _ms(self.tcp_user_timeout_seconds),
+        }
+
+    def server_options(self) -> str:
+        """The `options` startup parameter: the server-side timeouts of a session."""
+        return (
+            f"-c statement_timeout={_ms(self.statement_seconds)}"
+            f" -c lock_timeout={_ms(self.lock_seconds)}"
+            f" -c idle_in_transaction_session_timeout={_ms(self.idle_in_transaction_seconds)}"
+        )
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+async def bounded(work: Awaitable[T], seconds: float) -> T:
+    """Await `work` for at most `seconds`, then raise TimeoutError *without waiting for it*.
+
+    `asyncio.timeout` would wait for the cancelled work to unwind, and psycopg unwinds a
+    cancelled query by trying to cancel it on the server (up to 10 s more, over the same dead
+    path). Here the work is cancelled and left to finish its cleanup in the background; its
+    connection ends up closed and is never reused.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        task.add_done_callback(_consume_outcome)
+        raise TimeoutError(f"no answer from the database within {seconds:g} s")
+    return task.result()
+
+
+def _consume_outcome(task: asyncio.Future[Any]) -> None:
+    # The abandoned work's error is expected (cancelled, connection closed): retrieve it so
+    # asyncio does not log "exception was never retrieved".
+    if not task.cancelled():
+        task.exception()
