@@ -20,6 +20,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None
         "QUEUE_VISIBILITY_SEC",
         "QUEUE_MAX_ATTEMPTS",
         "QUEUE_CONCURRENCY",
+        "DB_STATEMENT_TIMEOUT_SEC",
+        "DB_LOCK_TIMEOUT_SEC",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(str(tmp_path))  # no stray .env file
@@ -94,3 +96,29 @@ def test_errors_never_show_the_database_password(monkeypatch: pytest.MonkeyPatch
 def load_settings_safely(monkeypatch: pytest.MonkeyPatch) -> object:
     monkeypatch.delenv("QUEUE_CONCURRENCY")
     return load_settings()  # its repr must hide DATABASE_URL too
+
+
+def test_database_deadlines_follow_the_visibility_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    timeouts = load_settings().connection_timeouts()
+    assert (timeouts.statement_seconds, timeouts.lock_seconds) == (15, 5)
+    monkeypatch.setenv("QUEUE_VISIBILITY_SEC", "4")
+    short = load_settings().queue_config().deadlines
+    assert (short.statement_seconds, short.lock_seconds) == (2, 2)
+    kwargs = short.libpq_kwargs()
+    assert kwargs["keepalives"] == 1
+    assert kwargs["tcp_user_timeout"] == 30_000
+    assert "statement_timeout=2000" in short.server_options()
+    assert "idle_in_transaction_session_timeout=30000" in short.server_options()
+
+
+def test_a_statement_timeout_that_outlasts_the_lease_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("QUEUE_VISIBILITY_SEC", "10")
+    monkeypatch.setenv("DB_STATEMENT_TIMEOUT_SEC", "10")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("invalid setting DB_STATEMENT_TIMEOUT_SEC:")
+    assert "QUEUE_VISIBILITY_SEC" in message
+    assert "\n" not in message

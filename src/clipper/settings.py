@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .queue import QueueConfig
+from .queue import ConnectionTimeouts, QueueConfig
 
 logger = logging.getLogger("clipper")
 
@@ -59,6 +59,26 @@ class Settings(BaseSettings):
         default=30.0, validation_alias="QUEUE_SHUTDOWN_GRACE_SEC", ge=0
     )
     queue_pool_size: int = Field(default=10, validation_alias="QUEUE_POOL_SIZE", ge=2)
+    # Deadlines of every database connection (see docs/service.md#timeouts); unset: derived
+    # from QUEUE_VISIBILITY_SEC so a hung statement never outlasts a lease.
+    db_connect_timeout_sec: float = Field(
+        default=5, validation_alias="DB_CONNECT_TIMEOUT_SEC", gt=0
+    )
+    db_statement_timeout_sec: float | None = Field(
+        default=None, validation_alias="DB_STATEMENT_TIMEOUT_SEC", gt=0
+    )
+    db_lock_timeout_sec: float | None = Field(
+        default=None, validation_alias="DB_LOCK_TIMEOUT_SEC", gt=0
+    )
+    db_idle_in_transaction_timeout_sec: float = Field(
+        default=30, validation_alias="DB_IDLE_IN_TRANSACTION_TIMEOUT_SEC", gt=0
+    )
+    db_tcp_keepalive_idle_sec: float = Field(
+        default=10, validation_alias="DB_TCP_KEEPALIVE_IDLE_SEC", gt=0
+    )
+    db_tcp_user_timeout_sec: float = Field(
+        default=30, validation_alias="DB_TCP_USER_TIMEOUT_SEC", gt=0
+    )
     retention_hours: float = Field(default=72, validation_alias="RETENTION_HOURS", gt=0)
     maintenance_interval_sec: float = Field(
         default=300, validation_alias="MAINTENANCE_INTERVAL_SEC", gt=0
@@ -111,6 +131,21 @@ class Settings(BaseSettings):
     def provider(self) -> Literal["postgres", "memory"]:
         return "memory" if self.queue_provider == "memory" else "postgres"
 
+    def connection_timeouts(self) -> ConnectionTimeouts:
+        """One set of deadlines for the queue engine and the application's own engine."""
+        overrides = {
+            "statement_seconds": self.db_statement_timeout_sec,
+            "lock_seconds": self.db_lock_timeout_sec,
+        }
+        return ConnectionTimeouts.for_visibility(
+            self.queue_visibility_sec,
+            connect_seconds=self.db_connect_timeout_sec,
+            idle_in_transaction_seconds=self.db_idle_in_transaction_timeout_sec,
+            keepalive_idle_seconds=self.db_tcp_keepalive_idle_sec,
+            tcp_user_timeout_seconds=self.db_tcp_user_timeout_sec,
+            **{name: value for name, value in overrides.items() if value is not None},
+        )
+
     def queue_config(self) -> QueueConfig:
         return QueueConfig(
             queue=self.queue_name,
@@ -125,6 +160,7 @@ class Settings(BaseSettings):
             shutdown_grace_seconds=self.queue_shutdown_grace_sec,
             retention_hours=self.retention_hours,
             pool_max_size=self.queue_pool_size,
+            timeouts=self.connection_timeouts(),
         )
 
 
@@ -140,6 +176,13 @@ def load_settings() -> Settings:
         raise ConfigError(
             "invalid setting QUEUE_RETRY_BACKOFF_MS_BASE: must not exceed "
             "QUEUE_RETRY_BACKOFF_MS_MAX"
+        )
+    statement = settings.connection_timeouts().statement_seconds
+    if statement >= settings.queue_visibility_sec:
+        raise ConfigError(
+            "invalid setting DB_STATEMENT_TIMEOUT_SEC: must be shorter than "
+            f"QUEUE_VISIBILITY_SEC ({settings.queue_visibility_sec:g}), or a hung heartbeat "
+            "would outlast the lease"
         )
     return settings
 

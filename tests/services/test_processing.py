@@ -3,8 +3,10 @@ letters written with the queue's own transaction, idempotent redelivery."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -16,7 +18,9 @@ from clipper.domain.jobs import SourceType
 from clipper.queue import JobContext, PostgresQueueAdapter, QueueMessage
 from clipper.services.jobs import create_job
 from clipper.services.processing import ClipResult, JobRunner, Processor, Progress
-from tests.helpers import wait_for
+from clipper.storage import LocalStorage
+from tests.helpers import wait_event, wait_for
+from tests.queue.conftest import fast_config
 
 REQUEST = ClipRequest(SourceType.UPLOAD, 0, 10_000, upload_key="up_1")
 KEEP = timedelta(hours=72)
@@ -176,3 +180,76 @@ async def test_progress_is_debounced_but_always_rises(
     percents = [event.payload["pct"] for event in events if event.type == "progress"]
     assert percents == list(range(101))  # one event per point, not one per call
     assert progress == 100
+
+
+async def test_a_stale_attempt_cannot_finish_a_job_another_attempt_finished(
+    sessions: async_sessionmaker[AsyncSession],
+    queue: PostgresQueueAdapter,
+    engine: AsyncEngine,
+    db_url: str,
+    tmp_path: Path,
+) -> None:
+    """Attempt 1 stores its clip, then stalls past its lease; attempt 2 (another worker)
+    finishes the job. When attempt 1 goes on, its completion is refused inside its own
+    transaction: one `done` event, the row and the winner's result untouched, the stale
+    attempt's files deleted, its progress never written over the winner's."""
+    storage = LocalStorage(tmp_path)
+    stored, resume = asyncio.Event(), asyncio.Event()
+
+    async def cut(job: Job, progress: Progress, context: JobContext) -> ClipResult:
+        key = f"results/{job.id}/{context.attempt}/clip.mp4"
+        source = tmp_path / f"made-{context.attempt}.mp4"
+        source.write_bytes(f"clip of attempt {context.attempt}".encode())
+        await storage.put_file(key, source)
+        if context.attempt == 1:
+            stored.set()
+            await resume.wait()  # frozen "at the moment its result is stored"
+            await progress(99, "store")  # a late write of the stale attempt
+        return ClipResult(key)
+
+    job = await _create(sessions, queue)
+    stale = JobRunner(sessions, {"upload": cut}, KEEP, storage=storage)
+    # A long lease and no heartbeats for the first consumer: only the test expires it.
+    slow = PostgresQueueAdapter(db_url, fast_config(visibility_seconds=30))
+    await slow.start()
+    try:
+        _consume(slow, engine, stale)
+        await wait_event(stored, what="attempt 1's stored result")
+        await _expire_lease(sessions, job.id)
+        _consume(queue, engine, JobRunner(sessions, {"upload": cut}, KEEP, storage=storage))
+        await wait_for(lambda: _status_is(sessions, job.id, "done"), message="attempt 2 done")
+        winner = await _job(sessions, job.id)
+        resume.set()
+        await wait_for(
+            lambda: slow.metrics.registry.get_sample_value(
+                "clipper_queue_lease_lost_total", {"queue": "clips"}
+            ),
+            message="the stale completion refused",
+        )
+        await wait_for(
+            lambda: not (tmp_path / f"results/{job.id}/1/clip.mp4").exists(),
+            message="the stale result deleted",
+        )
+    finally:
+        await slow.shutdown(grace_seconds=0)
+    after = await _job(sessions, job.id)
+    assert (after.updated_at, after.result_video_key, after.attempts) == (
+        winner.updated_at,
+        f"results/{job.id}/2/clip.mp4",
+        2,
+    )
+    assert (tmp_path / f"results/{job.id}/2/clip.mp4").read_bytes() == b"clip of attempt 2"
+    events = await _events(sessions, job.id)
+    assert events.count("done") == 1
+    assert events[-1] == "done"  # nothing of the stale attempt after it
+
+
+async def _expire_lease(sessions: async_sessionmaker[AsyncSession], job_id: uuid.UUID) -> None:
+    async with sessions.begin() as session:
+        await session.execute(
+            text(
+                "UPDATE clipper_queue.messages SET lease_until = now() - interval '1 second' "
+                "WHERE job_id = :j"
+            ),
+            {"j": job_id},
+        )

@@ -43,7 +43,7 @@ def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(database_url)
+        engine = create_engine(database_url, timeouts=settings.connection_timeouts())
         sessions = session_factory(engine)
         own_queue = queue is None
         adapter = queue or create_queue_adapter(

@@ -111,9 +111,9 @@ async def _seed_finished(
             assert job is not None
             running = await jobs.start_attempt(job.id, 1)
             assert running is not None
-            await jobs.record_progress(job.id, 40, "cut")
+            await jobs.record_progress(job.id, 1, 40, "cut")
             if status == "done":
-                await jobs.complete(running, f"results/{job.id}/clip.mp4", None, keep)
+                await jobs.complete(job.id, 1, f"results/{job.id}/1/clip.mp4", None, keep)
             elif status == "failed":
                 await jobs.add_event(job.id, EventType.RETRY, {"attempt": 1, "seeded": True})
                 await jobs.fail(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -165,12 +165,14 @@ class JobRepository:
 
     async def start_attempt(self, job_id: uuid.UUID, attempt: int) -> Job | None:
         """Claim the job for this attempt: only a queued job, or one left processing by an
-        earlier attempt, moves (optimistically, in one UPDATE); None otherwise."""
+        earlier attempt (or by this one, given back uncharged), moves (optimistically, in
+        one UPDATE); None otherwise, e.g. for a stale attempt that starts late."""
         statement = (
             update(Job)
             .where(
                 Job.id == job_id,
                 Job.status.in_([s.value for s in sources_of(JobStatus.PROCESSING)]),
+                or_(Job.status == JobStatus.QUEUED.value, Job.attempts <= attempt),
             )
             .values(status=JobStatus.PROCESSING.value, attempts=attempt, updated_at=func.now())
             .returning(Job)
@@ -181,13 +183,29 @@ class JobRepository:
             await self.add_event(job_id, EventType.PROCESSING, {"attempt": attempt})
         return job
 
-    async def record_progress(self, job_id: uuid.UUID, percent: int, stage: str) -> None:
-        await self._session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.PROCESSING.value)
-            .values(progress=percent, updated_at=func.now())
-        )
+    async def record_progress(
+        self, job_id: uuid.UUID, attempt: int, percent: int, stage: str
+    ) -> bool:
+        """Progress of the job's current attempt; False (nothing written) for any other."""
+        if not await self._update_attempt(job_id, attempt, progress=percent):
+            return False
         await self.add_event(job_id, EventType.PROGRESS, {"pct": percent, "stage": stage})
+        return True
+
+    async def _update_attempt(self, job_id: uuid.UUID, attempt: int, **values: Any) -> bool:
+        """Update the job only while it is processing for `attempt` (a stale attempt's writes
+        match nothing)."""
+        result = await self._session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.status == JobStatus.PROCESSING.value,
+                Job.attempts == attempt,
+            )
+            .values(updated_at=func.now(), **values)
+            .returning(Job.id)
+        )
+        return result.first() is not None
 
     async def record_retry(
         self, job_id: uuid.UUID, attempt: int, error: str, next_run_at: datetime
@@ -213,23 +231,25 @@ class JobRepository:
 
     async def complete(
         self,
-        job: Job,
+        job_id: uuid.UUID,
+        attempt: int,
         result_video_key: str,
         result_subtitles_key: str | None,
         keep_for: timedelta,
     ) -> bool:
-        """Mark the job done with its results, expiring `keep_for` from now on the database
-        clock; False when it already was done (a no-op)."""
-        moved = await self._move(
-            job,
-            JobStatus.DONE,
+        """Mark the job done by `attempt` with its results, expiring `keep_for` from now on
+        the database clock; False (a no-op) unless it is processing for that attempt."""
+        moved = await self._update_attempt(
+            job_id,
+            attempt,
+            status=JobStatus.DONE.value,
             progress=100,
             result_video_key=result_video_key,
             result_subtitles_key=result_subtitles_key,
             expires_at=func.now() + keep_for,
         )
         if moved:
-            await self.add_event(job.id, EventType.DONE, {"video": result_video_key})
+            await self.add_event(job_id, EventType.DONE, {"video": result_video_key})
         return moved
 
     async def fail(

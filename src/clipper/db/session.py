@@ -9,16 +9,28 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from ..queue import ConnectionTimeouts
 from .urls import sqlalchemy_url
 
 
-def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
-    """One engine per process, made at start-up (never at import time)."""
+def create_engine(
+    database_url: str, pool_size: int = 10, timeouts: ConnectionTimeouts | None = None
+) -> AsyncEngine:
+    """One engine per process, made at start-up (never at import time). Its connections have
+    the same deadlines as the queue engine's (TCP keepalives, server-side statement, lock and
+    idle-in-transaction timeouts), so a half-open connection cannot hold a row lock or a
+    request forever."""
+    timeouts = timeouts or ConnectionTimeouts()
     return create_async_engine(
         sqlalchemy_url(database_url),
         pool_size=pool_size,
         pool_pre_ping=True,  # a request after a database restart gets a fresh connection
-        connect_args={"application_name": "clipper"},
+        pool_timeout=timeouts.statement_seconds,
+        connect_args={
+            **timeouts.libpq_kwargs(),
+            "options": timeouts.server_options(),
+            "application_name": "clipper",
+        },
     )
 
 

@@ -54,10 +54,7 @@ class QueueConfig:
 
     @property
     def deadlines(self) -> ConnectionTimeouts:
-        if self.timeouts is not None:
-            return self.timeouts
-        statement = min(15.0, self.visibility_seconds / 2)
-        return ConnectionTimeouts(statement_seconds=statement, lock_seconds=min(5.0, statement))
+        return self.timeouts or ConnectionTimeouts.for_visibility(self.visibility_seconds)
 
     @property
     def heartbeat_seconds(self) -> float:

@@ -35,6 +35,14 @@ class ConnectionTimeouts:
     keepalive_idle_seconds: float = 10.0
     tcp_user_timeout_seconds: float = 30.0
 
+    @classmethod
+    def for_visibility(cls, visibility_seconds: float, **overrides: float) -> ConnectionTimeouts:
+        """The defaults, with statements bounded by half the visibility window (at most 15 s,
+        and locks by at most 5 s) unless `overrides` say otherwise."""
+        statement = overrides.pop("statement_seconds", min(15.0, visibility_seconds / 2))
+        lock = overrides.pop("lock_seconds", min(5.0, statement))
+        return cls(statement_seconds=statement, lock_seconds=lock, **overrides)
+
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:
             if getattr(self, name) <= 0:

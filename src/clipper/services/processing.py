@@ -2,26 +2,55 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
+import errno
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+import psycopg
 from prometheus_client import CollectorRegistry, Counter
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from ..db.models import Job
 from ..db.repositories import JobRepository
 from ..domain.jobs import JobStatus
-from ..queue import DeadLetter, JobContext, PermanentError, ReceivedMessage, RetryNotice
+from ..queue import (
+    DeadLetter,
+    JobContext,
+    LeaseLostError,
+    PermanentError,
+    ReceivedMessage,
+    RetryNotice,
+    SystemicError,
+)
+from ..queue._deadlines import bounded
+from ..storage import Storage
 
 logger = logging.getLogger("clipper.worker")
 
 # Progress is written when it rose by a point, or after this long if anything changed.
 PROGRESS_INTERVAL_SECONDS = 0.5
+
+T = TypeVar("T")
+
+# The database is unreachable (or hangs): a cause outside the job, not worth its attempts.
+_DATABASE_DOWN = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    psycopg.OperationalError,
+    TimeoutError,
+    ConnectionError,
+)
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,24 +71,63 @@ class NoProcessorError(PermanentError):
 
 
 class ProgressReporter:
-    """Writes progress and a `progress` event, debounced, each in a short transaction."""
+    """Writes progress and a `progress` event, debounced, each in a short transaction of a
+    writer task of its own: the processor never waits on the database, so a hung connection
+    cannot stall FFmpeg's progress pipe (or delay stopping it). Writes are fenced by the
+    attempt: a stale attempt's progress changes nothing."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], job_id: uuid.UUID) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        job_id: uuid.UUID,
+        attempt: int,
+        deadline_seconds: float,
+    ) -> None:
         self._sessions = sessions
         self._job_id = job_id
+        self._attempt = attempt
+        self._deadline = deadline_seconds
         self._percent = -1
         self._stage = ""
-        self._written_at = 0.0
+        self._reported_at = 0.0
+        self._pending: collections.deque[tuple[int, str]] = collections.deque()
+        self._writer: asyncio.Task[None] | None = None
 
     async def __call__(self, percent: int, stage: str) -> None:
         percent = max(0, min(100, percent))
         changed = percent != self._percent or stage != self._stage
-        due = time.monotonic() - self._written_at >= PROGRESS_INTERVAL_SECONDS
+        due = time.monotonic() - self._reported_at >= PROGRESS_INTERVAL_SECONDS
         if not (percent >= self._percent + 1 or (changed and due)):
             return
+        self._percent, self._stage, self._reported_at = percent, stage, time.monotonic()
+        self._pending.append((percent, stage))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_pending())
+
+    async def _write_pending(self) -> None:
+        while self._pending:
+            percent, stage = self._pending.popleft()
+            try:
+                await bounded(self._write(percent, stage), self._deadline)
+            except Exception as exc:  # progress is a hint: the job goes on without it
+                logger.warning("progress not recorded: %s", type(exc).__name__)
+
+    async def _write(self, percent: int, stage: str) -> None:
         async with self._sessions.begin() as session:
-            await JobRepository(session).record_progress(self._job_id, percent, stage)
-        self._percent, self._stage, self._written_at = percent, stage, time.monotonic()
+            await JobRepository(session).record_progress(
+                self._job_id, self._attempt, percent, stage
+            )
+
+    async def flush(self) -> None:
+        """Wait (within the deadline) until what was reported is written, so the events stay
+        in order before the job's final transition."""
+        if self._writer is not None:
+            with contextlib.suppress(TimeoutError):
+                await bounded(asyncio.shield(self._writer), self._deadline)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
 
 
 class JobRunner:
@@ -71,10 +139,18 @@ class JobRunner:
         processors: Mapping[str, Processor],
         keep_results_for: timedelta,
         registry: CollectorRegistry | None = None,
+        *,
+        storage: Storage | None = None,
+        deadline_seconds: float = 15.0,
     ) -> None:
+        """`storage`: where a stale attempt's result files are deleted (None: left behind);
+        `deadline_seconds`: the longest wait on the database for one of the runner's writes
+        (the statement deadline, shorter than the visibility window)."""
         self._sessions = sessions
         self._processors = processors
         self._keep_results_for = keep_results_for
+        self._storage = storage
+        self._deadline = deadline_seconds
         self.missing_jobs = Counter(
             "clipper_worker_missing_jobs",
             "Messages acknowledged because their job row does not exist.",
@@ -82,17 +158,57 @@ class JobRunner:
         )
 
     async def __call__(self, message: ReceivedMessage, context: JobContext) -> None:
-        job = await self._start(message, context)
+        job = await self._database(self._start(message, context))
         if job is None:
             return  # acknowledged: nothing (more) to do for this message
         processor = self._processors.get(job.source_type)
         if processor is None:
             raise NoProcessorError(f"this worker has no processor for {job.source_type} sources")
-        result = await processor(job, ProgressReporter(self._sessions, job.id), context)
+        reporter = ProgressReporter(self._sessions, job.id, context.attempt, self._deadline)
+        try:
+            result = await processor(job, reporter, context)
+            await reporter.flush()
+        except Exception as exc:
+            if _disk_full(exc):
+                raise SystemicError("the storage is full", code="STORAGE_FULL") from exc
+            raise
+        finally:
+            reporter.close()
+        try:
+            await self._database(self._finish(job, result, context))
+        except LeaseLostError:
+            await self._discard(result)  # the attempt that took over made its own files
+            raise
+
+    async def _finish(self, job: Job, result: ClipResult, context: JobContext) -> None:
+        """Done, with its results, in ONE transaction with the fenced acknowledgement of this
+        attempt: if another worker took the job over, nothing here commits."""
         async with self._sessions.begin() as session:
-            await JobRepository(session).complete(
-                job, result.video_key, result.subtitles_key, self._keep_results_for
+            await context.complete(session)  # raises LeaseLostError: rolls all of it back
+            moved = await JobRepository(session).complete(
+                job.id,
+                context.attempt,
+                result.video_key,
+                result.subtitles_key,
+                self._keep_results_for,
             )
+            if not moved:
+                logger.warning("the job was no longer processing for this attempt")
+
+    async def _discard(self, result: ClipResult) -> None:
+        if self._storage is None:
+            return
+        for key in (result.video_key, result.subtitles_key):
+            if key is not None:
+                await self._storage.delete(key)
+
+    async def _database(self, work: Coroutine[Any, Any, T]) -> T:
+        """One of the runner's own transactions, within the deadline. An unreachable or
+        hanging database is systemic: the attempt is given back uncharged."""
+        try:
+            return await bounded(work, self._deadline)
+        except _DATABASE_DOWN as exc:
+            raise SystemicError("the database is unreachable", code="DATABASE_UNAVAILABLE") from exc
 
     async def _start(self, message: ReceivedMessage, context: JobContext) -> Job | None:
         async with self._sessions.begin() as session:
@@ -144,3 +260,15 @@ def _dead_letter_record(job: Job, letter: DeadLetter) -> dict[str, Any]:
         "attempts": letter.attempts,
         "error": letter.error.as_json(),
     }
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Out of space on DATA_DIR or scratch, wherever in the chain of causes it was raised."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if getattr(seen, "code", None) == "STORAGE_FULL":
+            return True
+        if isinstance(seen, OSError) and seen.errno in _DISK_FULL:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -51,7 +51,7 @@ class Worker:
         self.queue = queue or create_queue_adapter(
             settings.provider, settings.queue_config(), database_url=database_url
         )
-        self._engine = create_engine(database_url)
+        self._engine = create_engine(database_url, timeouts=settings.connection_timeouts())
         self._consumers: list[Consumer] = []
         self._maintenance: asyncio.Task[None] | None = None
 
@@ -68,6 +68,8 @@ class Worker:
                 else default_processors(self._settings),
                 timedelta(hours=self._settings.retention_hours),
                 self.queue.metrics.registry,
+                storage=LocalStorage(self._settings.data_dir),
+                deadline_seconds=self._settings.connection_timeouts().statement_seconds,
             )
             self._consumers.append(
                 self.queue.consume(
