@@ -26,3 +26,21 @@ def clipper(*args: str, timeout: float = 60, **env: str) -> subprocess.Completed
         env=environment(**env),
         cwd=ROOT,
     )
+
+
+def start_clipper_up(db_url: str, **env: str) -> tuple[subprocess.Popen[str], str]:
+    """`clipper up` on a test database with the API on a free port: the process and the
+    API's address, once it listens."""
+    process = subprocess.Popen(
+        [*CLIPPER, "up"],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment(DATABASE_URL=db_url, API_PORT="0", **env),
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.startswith("Clipper API on "):
+            return process, line.split()[3]
+    raise AssertionError(f"clipper up did not start: {process.communicate()}")

@@ -25,7 +25,7 @@ from clipper.media.cutting import DURATION_TOLERANCE_MS
 from clipper.media.probe import probe
 from clipper.queue import PostgresQueueAdapter, QueueConfig
 from clipper.services.jobs import create_job
-from tests.cli_helpers import CLIPPER, ROOT, environment
+from tests.cli_helpers import CLIPPER, ROOT, environment, start_clipper_up
 from tests.helpers import wait_until
 
 
@@ -64,26 +64,10 @@ def webhook() -> Iterator[Webhook]:
     receiver.server.server_close()
 
 
-def _start_up(db_url: str, **env: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [*CLIPPER, "up"],
-        cwd=ROOT,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=environment(DATABASE_URL=db_url, API_PORT="0", **env),
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        if line.startswith("Clipper API on "):
-            return process, line.split()[3]
-    raise AssertionError(f"clipper up did not start: {process.communicate()}")
-
-
 def test_clipper_clip_makes_a_clip_and_a_failed_job_alerts_the_webhook(
     db_url: str, webhook: Webhook, tmp_path: Path
 ) -> None:
-    process, address = _start_up(
+    process, address = start_clipper_up(
         db_url,
         ALERT_WEBHOOK_URL=webhook.url,
         QUEUE_RETRY_BACKOFF_MS_BASE="100",

@@ -10,6 +10,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from ..db.session import create_engine, session_factory
+from ..services.requeue import RequeueResult, requeue_jobs
+from ..settings import Settings
 from ..worker.service import WorkerOptions, run_worker
 from ._runtime import database_url_or_exit, queue_adapter, run, settings_or_exit
 
@@ -60,26 +63,47 @@ def list_letters(
 @app.command()
 def requeue(
     job_ids: Annotated[list[uuid.UUID] | None, typer.Argument(help="Job ids to requeue.")] = None,
-    all_letters: Annotated[bool, typer.Option("--all", help="Requeue every dead letter.")] = False,
+    all_letters: Annotated[
+        bool, typer.Option("--all", help="Requeue every failed job with a dead-letter record.")
+    ] = False,
 ) -> None:
-    """Put dead letters back on the queue with fresh attempts (a redrive).
+    """Run failed jobs again with fresh attempts: each job goes back to queued, its
+    dead-letter record and dead letter are removed and its queue message runs again, in one
+    transaction per batch. Names each job it could not requeue (unknown, or not failed) and
+    then exits 1.
 
     Examples: `clipper dlq requeue 3f0c...` or `clipper dlq requeue --all`.
     """
-    if not job_ids and not all_letters:
+    if bool(job_ids) == all_letters:
         raise typer.BadParameter("name job ids, or pass --all")
     settings = settings_or_exit()
+    outcome = run(_requeue_batches(settings, database_url_or_exit(settings), job_ids or None))
+    for job_id in outcome.unknown:
+        typer.echo(f"{job_id}: not requeued, no such job", err=True)
+    for job_id, refusal in outcome.refused.items():
+        typer.echo(f"{job_id}: not requeued, {refusal}", err=True)
+    typer.echo(f"requeued {len(outcome.requeued)} job(s)")
+    if outcome.unknown or outcome.refused:
+        raise typer.Exit(1)
 
-    async def main() -> int:
-        total = 0
+
+async def _requeue_batches(
+    settings: Settings, url: str, job_ids: list[uuid.UUID] | None
+) -> RequeueResult:
+    """Every batch, each committed on its own; what they did, together."""
+    engine = create_engine(url, pool_size=1)
+    total = RequeueResult([], [], {}, None)
+    try:
         async with queue_adapter(settings) as adapter:
+            sessions = session_factory(engine)
             with Progress(transient=True) as progress:
-                task = progress.add_task("requeueing", total=None)
+                task = progress.add_task("requeueing", total=len(set(job_ids)) if job_ids else None)
                 while True:
-                    batch = await adapter.redrive(job_ids or None, limit=500)
-                    total += len(batch)
-                    progress.update(task, advance=len(batch))
-                    if len(batch) < 500:
+                    async with sessions.begin() as session:
+                        batch = await requeue_jobs(session, adapter, job_ids, after=total.cursor)
+                    total = total.followed_by(batch)
+                    progress.advance(task, batch.handled)
+                    if total.cursor is None:
                         return total
-
-    typer.echo(f"requeued {run(main())} job(s)")
+    finally:
+        await engine.dispose()

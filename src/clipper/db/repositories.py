@@ -140,18 +140,51 @@ class JobRepository:
         statement = select(DlqJob).order_by(DlqJob.created_at.desc()).limit(limit)
         return (await self._session.scalars(statement)).all()
 
+    async def lock(self, job_ids: Sequence[uuid.UUID]) -> Sequence[Job]:
+        """These jobs, freshly read and locked until this transaction ends, in id order (so
+        two transactions locking overlapping sets cannot deadlock)."""
+        statement = (
+            select(Job)
+            .where(Job.id.in_(job_ids))
+            .order_by(Job.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self._session.scalars(statement)).all()
+
+    async def lock_dead_lettered(self, after: uuid.UUID | None, limit: int) -> Sequence[Job]:
+        """Up to `limit` failed jobs with a dead-letter record, in id order from after
+        `after` (a cursor, so a job that fails again meanwhile is not met twice), locked
+        until this transaction ends."""
+        statement = (
+            select(Job)
+            .join(DlqJob, DlqJob.job_id == Job.id)
+            .where(Job.status == JobStatus.FAILED.value)
+            .order_by(Job.id)
+            .limit(limit)
+            .with_for_update(of=Job)
+            .execution_options(populate_existing=True)
+        )
+        if after is not None:
+            statement = statement.where(Job.id > after)
+        return (await self._session.scalars(statement)).all()
+
     async def requeue(self, job: Job) -> None:
-        """failed -> queued for an operator: errors cleared, dead-letter record removed."""
+        """failed -> queued for an operator: errors cleared, dead-letter record removed, and
+        a `requeued` event naming the error it had."""
+        # Read before the move: the UPDATE also clears these on the loaded `job`.
+        previous = {"code": job.error_code, "message": job.error_message}
         await self._move(
             job,
             JobStatus.QUEUED,
+            attempts=0,  # its message starts again from none too
             progress=0,
             error_code=None,
             error_message=None,
             expires_at=None,
         )
         await self._session.execute(delete(DlqJob).where(DlqJob.job_id == job.id))
-        await self.add_event(job.id, EventType.REQUEUED, {"previous_error": job.error_code})
+        await self.add_event(job.id, EventType.REQUEUED, {"previous_error": previous})
 
     async def events(self, job_id: uuid.UUID) -> Sequence[JobEvent]:
         statement = select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..db.models import Job
 from ..db.repositories import JobRepository, NewJob
 from ..domain.clips import ClipRequest
-from ..domain.jobs import InvalidTransitionError
 from ..queue import Priority, QueueAdapter, QueueMessage
 
 
@@ -62,15 +61,6 @@ async def create_job(
         return _replay(winner, fingerprint)
     await queue.publish(QueueMessage(job.id, Priority(job.priority)), conn=session)
     return CreatedJob(job, created=True)
-
-
-async def requeue_job(session: AsyncSession, queue: QueueAdapter, job: Job) -> None:
-    """Put a failed job back on the queue with fresh attempts, in the caller's transaction:
-    the status change, its event, the removed dead-letter record and the message together."""
-    await JobRepository(session).requeue(job)  # raises InvalidTransitionError unless failed
-    message = QueueMessage(job.id, Priority(job.priority))
-    if not await queue.requeue(message, conn=session):
-        raise InvalidTransitionError("the job's message is still queued or running")
 
 
 def _replay(job: Job, fingerprint: str | None) -> CreatedJob:

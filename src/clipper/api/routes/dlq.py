@@ -8,9 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from ...db.repositories import JobRepository
-from ...domain.jobs import InvalidTransitionError
 from ...errors import InvalidStateError, NotFoundError
-from ...services.jobs import requeue_job
+from ...services.requeue import requeue_jobs
 from ..deps import ResourcesDep, get_admin
 from ..schemas import DeadLetterRead, JobRead
 
@@ -34,14 +33,11 @@ async def dead_letters(
 async def requeue(job_id: uuid.UUID, resources: ResourcesDep) -> JobRead:
     """Put a failed job back on the queue with fresh attempts (one transaction)."""
     async with resources.sessions.begin() as session:
-        jobs = JobRepository(session)
-        job = await jobs.get(job_id)
-        if job is None:
+        result = await requeue_jobs(session, resources.queue, [job_id])
+        if result.unknown:
             raise NotFoundError()
-        try:
-            await requeue_job(session, resources.queue, job)
-        except InvalidTransitionError as exc:
-            raise InvalidStateError(f"only a failed job can be requeued ({exc})") from exc
-        requeued = await jobs.get(job_id)
+        if refusal := result.refused.get(job_id):
+            raise InvalidStateError(f"this job cannot be requeued: {refusal}")
+        requeued = await JobRepository(session).get(job_id)
     assert requeued is not None
     return JobRead.of(requeued)
