@@ -3,7 +3,22 @@ default message. The API turns every one into the error envelope in a single han
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any
+
+# errno values that mean "no room left": the disk is full, or the quota on it is used up.
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether `error` is an OSError saying the disk (or the quota on it) is full."""
+    return isinstance(error, OSError) and error.errno in _DISK_FULL
+
+
+def says_disk_full(text: str) -> bool:
+    """Whether a child process's error output reports a full disk (FFmpeg prints strerror)."""
+    return any(os.strerror(number) in text for number in _DISK_FULL)
 
 
 class ClipperError(Exception):
@@ -95,6 +110,17 @@ class PayloadTooLargeError(ClipperError):
 
     code = "PAYLOAD_TOO_LARGE"
     status = 413
+
+
+class StorageFullError(ClipperError):
+    """The server's storage is full; try again later."""
+
+    code = "STORAGE_FULL"
+    status = 507
+
+    def __init__(self, where: str = "DATA_DIR") -> None:
+        super().__init__()
+        self.where = where  # which disk to free, for the server's log only (never a path)
 
 
 class UnavailableError(ClipperError):

@@ -1,11 +1,13 @@
 """Where sources and clips are kept: a Storage interface and its local-filesystem form.
 
-Keys: `sources/{upload id}/source` for uploads, `results/{job id}/clip.mp4` for clips. The
-API streams uploads in, the worker reads sources and writes clips, retention deletes them."""
+Keys: `sources/{upload id}/source` for uploads, `results/{job id}/{attempt}/clip.mp4` for
+clips. The API streams uploads in, the worker reads sources and writes clips, retention deletes
+them."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -14,6 +16,8 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
+
+from .errors import StorageFullError, is_disk_full
 
 _UPLOAD_KEY = re.compile(r"^up_([0-9a-f]{32})$")
 
@@ -39,19 +43,28 @@ def subtitles_key(upload_key: str) -> str:
     return source_key(upload_key).rsplit("/", 1)[0] + "/subtitles.srt"
 
 
-def result_key(job_id: uuid.UUID, name: str = "clip.mp4") -> str:
-    return f"results/{job_id}/{name}"
+def results_folder(job_id: uuid.UUID) -> str:
+    """Every result of a job, of every attempt."""
+    return f"results/{job_id}"
+
+
+def result_key(job_id: uuid.UUID, attempt: int, name: str = "clip.mp4") -> str:
+    """Where an attempt stores a result: a folder per attempt, so a stale attempt that still
+    runs after losing its lease never overwrites the files of the attempt that won."""
+    return f"{results_folder(job_id)}/{attempt}/{name}"
 
 
 class Storage(Protocol):
     async def exists(self, key: str) -> bool: ...
 
     async def save(self, key: str, chunks: AsyncIterator[bytes], max_bytes: int) -> int:
-        """Write the chunks as `key` (all or nothing); TooLargeError past `max_bytes`."""
+        """Write the chunks as `key` (all or nothing); TooLargeError past `max_bytes`,
+        StorageFullError when the disk is full."""
         ...
 
     async def put_file(self, key: str, source: Path) -> None:
-        """Store a finished local file as `key` (moved when it can be)."""
+        """Store a finished local file as `key` (moved when it can be; all or nothing);
+        StorageFullError when the disk is full."""
         ...
 
     async def local_path(self, key: str) -> Path:
@@ -60,6 +73,11 @@ class Storage(Protocol):
 
     async def delete(self, key: str) -> None:
         """Remove the object; a missing one is fine, any other failure raises."""
+        ...
+
+    async def delete_results(self, job_id: uuid.UUID) -> None:
+        """Remove every result file of the job, the winning attempt's and any other's (an
+        attempt killed after storing its clip leaves one); nothing there is fine."""
         ...
 
     async def uploads_older_than(self, seconds: float) -> list[str]:
@@ -85,32 +103,47 @@ class LocalStorage:
         return await asyncio.to_thread(self.path(key).is_file)
 
     async def save(self, key: str, chunks: AsyncIterator[bytes], max_bytes: int) -> int:
-        target = self.path(key)
-        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
         written = 0
-        try:
+        async with self._writing(key) as partial:
             with partial.open("wb") as file:
                 async for chunk in chunks:
                     written += len(chunk)
                     if written > max_bytes:
                         raise TooLargeError(f"more than {max_bytes} bytes")
                     await asyncio.to_thread(file.write, chunk)
-            await asyncio.to_thread(os.replace, partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
         return written
 
     async def put_file(self, key: str, source: Path) -> None:
+        async with self._writing(key) as partial:
+            # A move to another file system copies, and a full disk stops it halfway.
+            await asyncio.to_thread(shutil.move, source, partial)
+
+    @contextlib.asynccontextmanager
+    async def _writing(self, key: str) -> AsyncIterator[Path]:
+        """A partial file beside `key`'s that becomes `key` when the block succeeds and is
+        removed whatever happens, so no half-written object is ever left or seen. A full
+        disk is StorageFullError: the cause would show a server path, so it is dropped."""
         target = self.path(key)
-        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
-        await asyncio.to_thread(shutil.move, source, target)
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+        try:
+            await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+            yield partial
+            await asyncio.to_thread(os.replace, partial, target)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            raise StorageFullError() from None
+        finally:
+            partial.unlink(missing_ok=True)
 
     async def local_path(self, key: str) -> Path:
         return self.path(key)
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.path(key).unlink, missing_ok=True)
+
+    async def delete_results(self, job_id: uuid.UUID) -> None:
+        await asyncio.to_thread(_remove_tree, self.path(results_folder(job_id)))
 
     async def uploads_older_than(self, seconds: float) -> list[str]:
         return await asyncio.to_thread(self._uploads_older_than, seconds)
@@ -131,3 +164,8 @@ class LocalStorage:
     async def delete_upload(self, upload_key: str) -> None:
         folder = self.path(source_key(upload_key)).parent
         await asyncio.to_thread(shutil.rmtree, folder, True)
+
+
+def _remove_tree(folder: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(folder)

@@ -21,9 +21,10 @@ async def _job(
     sessions: async_sessionmaker[AsyncSession], status: str, expired: bool, storage: LocalStorage
 ) -> uuid.UUID:
     job_id = uuid.uuid4()
-    key = f"results/{job_id}/clip.mp4"
-    storage.path(key).parent.mkdir(parents=True)
-    storage.path(key).write_bytes(b"clip")
+    key = f"results/{job_id}/2/clip.mp4"
+    for attempt_key in (key, f"results/{job_id}/1/clip.mp4"):  # a killed attempt's, too
+        storage.path(attempt_key).parent.mkdir(parents=True)
+        storage.path(attempt_key).write_bytes(b"clip")
     async with sessions.begin() as session:
         jobs = JobRepository(session)
         await jobs.add(NewJob(job_id, "normal", "upload", 0, 1000, upload_key="k"))
@@ -63,10 +64,11 @@ async def test_only_expired_finished_jobs_are_deleted_with_their_files(
     assert (result.deleted, result.kept) == (2, 0)
     for job_id in (done, failed):
         assert not await _exists(sessions, job_id)
-        assert not storage.path(f"results/{job_id}/clip.mp4").exists()
+        assert not storage.path(f"results/{job_id}").exists()  # every attempt's files
     for job_id in (fresh, queued, running):
         assert await _exists(sessions, job_id)
-        assert storage.path(f"results/{job_id}/clip.mp4").exists()
+        assert storage.path(f"results/{job_id}/2/clip.mp4").exists()
+        assert storage.path(f"results/{job_id}/1/clip.mp4").exists()
     async with sessions() as session:
         orphans = await session.scalar(
             text(
@@ -83,19 +85,19 @@ async def test_a_job_whose_files_will_not_delete_stays_for_the_next_run(
     storage = LocalStorage(tmp_path)
     stuck = await _job(sessions, "done", True, storage)
     other = await _job(sessions, "done", True, storage)
-    real_delete = storage.delete
+    real_delete = storage.delete_results
 
-    async def flaky(key: str) -> None:
-        if str(stuck) in key:
+    async def flaky(job_id: uuid.UUID) -> None:
+        if job_id == stuck:
             raise PermissionError("read-only file system")
-        await real_delete(key)
+        await real_delete(job_id)
 
-    monkeypatch.setattr(storage, "delete", flaky)
+    monkeypatch.setattr(storage, "delete_results", flaky)
     result = await cleanup_expired_jobs(sessions, storage, batch_size=1)
     assert (result.deleted, result.kept) == (1, 1)
     assert await _exists(sessions, stuck)
     assert not await _exists(sessions, other)
-    monkeypatch.setattr(storage, "delete", real_delete)
+    monkeypatch.setattr(storage, "delete_results", real_delete)
     assert (await cleanup_expired_jobs(sessions, storage)).deleted == 1
     assert not await _exists(sessions, stuck)
 

@@ -14,11 +14,19 @@ from psycopg_pool import PoolTimeout
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 
-from ..errors import ClipperError, NotFoundError, UnavailableError, ValidationFailedError
+from ..errors import (
+    ClipperError,
+    NotFoundError,
+    StorageFullError,
+    UnavailableError,
+    ValidationFailedError,
+    is_disk_full,
+)
 
 logger = logging.getLogger("clipper.api")
 
 # Failures that mean "the database is not there right now": 503, never a 500 with a traceback.
+# Other OSErrors (sockets, timeouts) too, unless they say the disk is full: see os_error.
 DATABASE_DOWN = (
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
@@ -26,7 +34,6 @@ DATABASE_DOWN = (
     psycopg.OperationalError,
     PoolTimeout,
     ConnectionError,
-    OSError,
 )
 
 
@@ -57,6 +64,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def clipper_error(request: Request, exc: ClipperError) -> JSONResponse:
         return envelope(request, exc)
 
+    @app.exception_handler(StorageFullError)
+    async def storage_full(request: Request, exc: StorageFullError) -> JSONResponse:
+        return _storage_full(request, exc)
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [_detail(error) for error in exc.errors()]
@@ -70,18 +81,32 @@ def install_error_handlers(app: FastAPI) -> None:
             return envelope(request, NotFoundError("no such resource"))
         return envelope(request, HttpError(exc.status_code, str(exc.detail)))
 
-    async def database_down(request: Request, exc: Exception) -> JSONResponse:
-        logger.warning("database unavailable: %s", type(exc).__name__)
-        return envelope(request, UnavailableError())
-
     # Registered by class, so they are handled inside the middleware (headers, metrics).
     for exception_class in DATABASE_DOWN:
-        app.add_exception_handler(exception_class, database_down)
+        app.add_exception_handler(exception_class, _database_down)
+
+    @app.exception_handler(OSError)
+    async def os_error(request: Request, exc: OSError) -> JSONResponse:
+        # A full disk that no storage call translated (a temporary file, say) is still 507:
+        # calling it a database outage would send the operator to the wrong machine.
+        if is_disk_full(exc):
+            return _storage_full(request, StorageFullError("a local disk"))
+        return await _database_down(request, exc)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.error("unexpected error", exc_info=exc)
         return envelope(request, ClipperError())
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database unavailable: %s", type(exc).__name__)
+    return envelope(request, UnavailableError())
+
+
+def _storage_full(request: Request, error: StorageFullError) -> JSONResponse:
+    logger.error("storage full: no space left on %s; answering 507", error.where)
+    return envelope(request, error)
 
 
 def _detail(error: Any) -> dict[str, str]:

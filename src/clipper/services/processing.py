@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import errno
 import logging
 import time
 import uuid
@@ -22,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from ..db.models import Job
 from ..db.repositories import JobRepository
 from ..domain.jobs import JobStatus
+from ..errors import StorageFullError, is_disk_full
 from ..queue import (
     DeadLetter,
     JobContext,
@@ -50,7 +50,6 @@ _DATABASE_DOWN = (
     TimeoutError,
     ConnectionError,
 )
-_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +169,7 @@ class JobRunner:
             await reporter.flush()
         except Exception as exc:
             if _disk_full(exc):
-                raise SystemicError("the storage is full", code="STORAGE_FULL") from exc
+                raise SystemicError("the storage is full", code=StorageFullError.code) from exc
             raise
         finally:
             reporter.close()
@@ -266,9 +265,7 @@ def _disk_full(exc: BaseException) -> bool:
     """Out of space on DATA_DIR or scratch, wherever in the chain of causes it was raised."""
     seen: BaseException | None = exc
     while seen is not None:
-        if getattr(seen, "code", None) == "STORAGE_FULL":
-            return True
-        if isinstance(seen, OSError) and seen.errno in _DISK_FULL:
+        if isinstance(seen, StorageFullError) or is_disk_full(seen):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

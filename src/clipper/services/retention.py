@@ -74,17 +74,13 @@ async def cleanup_old_uploads(
 
 
 async def _delete_files(storage: Storage, job: Job) -> bool:
-    for key in (job.result_video_key, job.result_subtitles_key):
-        if key is None:
-            continue
-        try:
-            await storage.delete(key)
-        except Exception as exc:
-            logger.warning(
-                "could not delete %s; the job stays until the next run: %s",
-                key,
-                exc,
-                extra={"job_id": str(job.id)},
-            )
-            return False
+    try:
+        await storage.delete_results(job.id)
+    except Exception as exc:
+        logger.warning(
+            "could not delete the job's files; the job stays until the next run: %s",
+            exc,
+            extra={"job_id": str(job.id)},
+        )
+        return False
     return True

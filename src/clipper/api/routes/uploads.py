@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Request, status
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
-from ...errors import PayloadTooLargeError, ValidationFailedError
+from ...errors import PayloadTooLargeError, StorageFullError, ValidationFailedError, is_disk_full
 from ...media.errors import UnreadableMediaError
 from ...media.probe import is_subtitle_file, probe
 from ...storage import TooLargeError, new_upload_key, source_key, subtitles_key
@@ -36,7 +36,7 @@ async def upload(request: Request, resources: ResourcesDep) -> UploadRead:
     MAX_CLIP_INPUT_DURATION_SEC. Answers the `uploadKey` to use in POST /api/jobs. An .srt
     file is kept as a subtitles sidecar (`kind: subtitles`), for a job's `subtitlesKey`."""
     settings = resources.settings
-    form = await request.form(max_files=1, max_fields=5)
+    form = await _form(request)
     file = form.get("file")
     if not isinstance(file, UploadFile):
         raise ValidationFailedError.field("file", "is required (multipart form field)")
@@ -80,6 +80,17 @@ async def upload(request: Request, resources: ResourcesDep) -> UploadRead:
         has_video=info.has_video,
         has_audio=info.has_audio,
     )
+
+
+async def _form(request: Request) -> FormData:
+    """The parsed form. Starlette spools the file to the system's temporary folder first (past
+    1 MB), so a full disk there is as much a 507 as a full DATA_DIR, and the log says which."""
+    try:
+        return await request.form(max_files=1, max_fields=5)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        raise StorageFullError("the temporary folder (TMPDIR)") from None
 
 
 async def _chunks(file: UploadFile) -> AsyncIterator[bytes]:
