@@ -80,9 +80,16 @@ async def _save(response: httpx.Response, target: Path, max_bytes: int) -> None:
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise SourceTooLargeError(f"the source is over {max_bytes} bytes")
     written = 0
-    with target.open("wb") as file:
-        async for chunk in response.aiter_bytes():
-            written += len(chunk)
-            if written > max_bytes:
-                raise SourceTooLargeError(f"the source is over {max_bytes} bytes")
-            await asyncio.to_thread(file.write, chunk)
+    try:
+        with target.open("wb") as file:
+            async for chunk in response.aiter_bytes():
+                written += len(chunk)
+                if written > max_bytes:
+                    raise SourceTooLargeError(f"the source is over {max_bytes} bytes")
+                await asyncio.to_thread(file.write, chunk)
+    except BaseException:
+        # Cut off (too large, a broken transfer, the time limit, or the attempt cancelled):
+        # no partial file is left to pass for the source. Shielded, so a second cancellation
+        # cannot stop the removal.
+        await asyncio.shield(asyncio.to_thread(target.unlink, missing_ok=True))
+        raise

@@ -1,19 +1,26 @@
 """Running FFmpeg: the binary from the imageio-ffmpeg wheel, progress from its own progress
-output, a hard time limit."""
+output, a hard time limit, and no FFmpeg outliving the attempt or the worker that ran it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
-from functools import cache
+import ctypes
+import os
+import signal
+import sys
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from functools import cache, partial
 from pathlib import Path
 
 import imageio_ffmpeg
 
+from ..errors import StorageFullError, says_disk_full
 from .errors import FfmpegError, FfmpegTimeoutError
 
 ProgressCallback = Callable[[float], Awaitable[None]]
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 @cache
@@ -43,8 +50,9 @@ async def run_ffmpeg(
     timeout_seconds: float,
 ) -> None:
     """Run FFmpeg to completion, reporting the share (0..1) of `duration_ms` written so far.
-    Killed past `timeout_seconds` (FfmpegTimeoutError); a non-zero exit is FfmpegError."""
-    process = await asyncio.create_subprocess_exec(
+    Killed past `timeout_seconds` (FfmpegTimeoutError) or when the calling task is cancelled;
+    a non-zero exit is FfmpegError."""
+    process = await _spawn(
         ffmpeg_path(),
         "-hide_banner",
         "-nostdin",
@@ -54,26 +62,77 @@ async def run_ffmpeg(
         "-progress",
         "pipe:1",
         *arguments,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None
     assert process.stderr is not None
     stderr = asyncio.create_task(process.stderr.read())
     try:
         async with asyncio.timeout(timeout_seconds):
-            async for line in process.stdout:
-                key, _, value = line.decode(errors="replace").strip().partition("=")
-                if key == "out_time_us" and value.lstrip("-").isdigit() and duration_ms > 0:
-                    await on_progress(min(1.0, max(0.0, int(value) / 1000 / duration_ms)))
+            await _follow_progress(process.stdout, duration_ms, on_progress)
+            errors = (await stderr).decode(errors="replace").strip()
             await process.wait()
     except TimeoutError:
         raise FfmpegTimeoutError(f"FFmpeg ran longer than {timeout_seconds:g} s") from None
     finally:
-        if process.returncode is None:  # timed out, or the job was cancelled
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-    errors = (await stderr).decode(errors="replace").strip()
+        stderr.cancel()
+        await _end(process)
     if process.returncode != 0:
+        if says_disk_full(errors):  # the scratch folder's disk: systemic, not the job's
+            raise StorageFullError()
         raise FfmpegError(f"FFmpeg exited with {process.returncode}: {errors[-500:]}")
+
+
+async def _spawn(program: str, *arguments: str) -> asyncio.subprocess.Process:
+    """Start a child that dies with its worker: in a process group of its own (so `_end` kills
+    it with anything it started) and with a parent-death signal. Callers must `_end` it.
+    (Cancelled while starting, asyncio kills and reaps the child itself: FFmpeg starts no
+    children of its own, so that is its whole group.)"""
+    return await asyncio.create_subprocess_exec(
+        program,
+        *arguments,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=_parent_death_signal(),
+    )
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    if sys.platform != "linux":
+        return None
+    return partial(_die_with_parent, _prctl(), os.getpid())
+
+
+@cache
+def _prctl() -> Callable[[int, int], int]:
+    # Looked up in the worker: between fork and exec the child should do nothing but the call.
+    return ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _die_with_parent(prctl: Callable[[int, int], int], parent: int) -> None:
+    """Runs in the child between fork and exec. A SIGKILLed worker runs no cleanup code, so
+    the kernel must kill FFmpeg when the worker dies. (The signal comes when the forking
+    thread ends: asyncio forks on the event loop's thread, which lives as long as the worker.)"""
+    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the worker died before the call: no signal will come
+        os._exit(1)
+
+
+async def _follow_progress(
+    lines: AsyncIterable[bytes], duration_ms: int, on_progress: ProgressCallback
+) -> None:
+    async for line in lines:
+        key, _, value = line.decode(errors="replace").strip().partition("=")
+        if key == "out_time_us" and value.lstrip("-").isdigit() and duration_ms > 0:
+            await on_progress(min(1.0, max(0.0, int(value) / 1000 / duration_ms)))
+
+
+async def _end(process: asyncio.subprocess.Process) -> None:
+    """Kill the child's whole group unless it exited (timed out, cancelled, or a progress
+    callback failed), then reap it: no orphan, no zombie."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    # Shielded: a second cancellation must not stop the reaping half-way.
+    await asyncio.shield(process.wait())

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shutil
 import tempfile
-from collections.abc import Collection
+import time
+from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +23,9 @@ from ..media.subtitles import burn_filter, cut_sidecar, cut_subtitles, pick_trac
 from ..queue import JobContext, PermanentError
 from ..storage import Storage, result_key, source_key, subtitles_key
 from .processing import ClipResult, Progress
+
+# Every attempt's scratch folder is named clip-{job id}-{attempt}-{random}.
+_SCRATCH_PREFIX = "clip-"
 
 
 class SourceTooLongError(PermanentError):
@@ -69,8 +75,15 @@ class UrlSource:
 
 class ClipProcessor:
     """Stages: fetch (URL sources), probe 0-5 %, cut (stream copy) or encode 5-95 %, store
-    95-100 %. Each job works in a scratch folder of its own, removed afterwards whatever
-    happened. The consumer renews the job's lease on its heartbeat while FFmpeg runs."""
+    95-100 %. The consumer renews the job's lease on its heartbeat while FFmpeg runs, and
+    cancels the task when the lease is lost, on a hard shutdown or on cancel: FFmpeg and
+    downloads stop with it.
+
+    Each attempt works in a scratch folder of its own, removed afterwards whatever happened,
+    and stores its files under keys of its own, so a stale attempt still running elsewhere
+    never touches the winner's. While it runs, an attempt keeps its folder's mtime fresh; a
+    folder left untouched for `scratch_stale_after_seconds` (the lease time) belongs to an
+    attempt that is gone (a killed worker cannot clean up), and any attempt removes it."""
 
     def __init__(
         self,
@@ -81,6 +94,7 @@ class ClipProcessor:
         ffmpeg_timeout_seconds: float,
         max_source_ms: int,
         subtitle_fonts_dir: Path,
+        scratch_stale_after_seconds: float,
     ) -> None:
         self._fonts_dir = subtitle_fonts_dir
         self._storage = storage
@@ -88,19 +102,47 @@ class ClipProcessor:
         self._scratch_root = scratch_root
         self._timeout = ffmpeg_timeout_seconds
         self._max_source_ms = max_source_ms
+        self._stale_after = scratch_stale_after_seconds
 
     async def __call__(self, job: Job, progress: Progress, context: JobContext) -> ClipResult:
-        await asyncio.to_thread(self._scratch_root.mkdir, parents=True, exist_ok=True)
-        await asyncio.to_thread(self._remove_leftovers, job)
-        scratch = Path(
-            await asyncio.to_thread(
-                tempfile.mkdtemp, prefix=f"clip-{job.id}-", dir=self._scratch_root
-            )
+        async with self._scratch(job, context.attempt) as scratch:
+            return await self._cut(job, context.attempt, progress, scratch)
+
+    @contextlib.asynccontextmanager
+    async def _scratch(self, job: Job, attempt: int) -> AsyncIterator[Path]:
+        await asyncio.to_thread(self._remove_stale_folders)
+        # Made in the event loop, not a thread: a cancelled await of a thread could leave a
+        # folder nobody removes until it goes stale.
+        folder = Path(
+            tempfile.mkdtemp(prefix=f"{_SCRATCH_PREFIX}{job.id}-{attempt}-", dir=self._scratch_root)
         )
+        keep_fresh = asyncio.create_task(self._keep_fresh(folder))
         try:
-            return await self._cut(job, progress, scratch)
+            yield folder
         finally:
-            await asyncio.to_thread(shutil.rmtree, scratch, True)
+            keep_fresh.cancel()
+            # Shielded: a cancelled attempt still removes its folder, even if cancelled again.
+            await asyncio.shield(asyncio.to_thread(shutil.rmtree, folder, True))
+
+    def _remove_stale_folders(self) -> None:
+        """Remove every attempt's folder (of any job) untouched for longer than a lease: its
+        attempt stopped renewing it, so its lease has expired too. Fresher ones are in use."""
+        self._scratch_root.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - self._stale_after
+        for folder in self._scratch_root.glob(f"{_SCRATCH_PREFIX}*"):
+            with contextlib.suppress(FileNotFoundError):  # another worker removed it first
+                if folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
+
+    async def _keep_fresh(self, folder: Path) -> None:
+        """Touch the folder while the attempt runs (several times per lease), so that other
+        attempts' sweeps see it in use."""
+        while True:
+            await asyncio.sleep(self._stale_after / 3)
+            try:
+                await asyncio.to_thread(os.utime, folder)
+            except FileNotFoundError:  # swept all the same (the clock jumped): nothing to keep
+                return
 
     async def _cut_subtitles(self, job: Job, source: Path, info: MediaInfo, out: Path) -> None:
         """From an uploaded .srt sidecar when the job names one, else the source's own track."""
@@ -113,12 +155,7 @@ class ClipProcessor:
             raise MissingSourceError("the subtitles upload no longer exists")
         await cut_sidecar(await self._storage.local_path(sidecar), job.start_ms, job.end_ms, out)
 
-    def _remove_leftovers(self, job: Job) -> None:
-        """A worker killed mid-cut could not clean up: its later attempt does."""
-        for stale in self._scratch_root.glob(f"clip-{job.id}-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-
-    async def _cut(self, job: Job, progress: Progress, scratch: Path) -> ClipResult:
+    async def _cut(self, job: Job, attempt: int, progress: Progress, scratch: Path) -> ClipResult:
         source = await self._source(job, scratch, progress)
         await progress(2, "probe")
         info = await probe(source)
@@ -150,11 +187,11 @@ class ClipProcessor:
             video_filter=video_filter,
         )
         await progress(95, "store")
-        video = result_key(job.id)
+        video = result_key(job.id, attempt)
         await self._storage.put_file(video, output)
         subtitles_key = None
         if subtitles is not None:
-            subtitles_key = result_key(job.id, "clip.srt")
+            subtitles_key = result_key(job.id, attempt, "clip.srt")
             await self._storage.put_file(subtitles_key, subtitles)
         await progress(100, "store")
         return ClipResult(video, subtitles_key)

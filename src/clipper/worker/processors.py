@@ -20,6 +20,9 @@ def default_processors(settings: Settings) -> dict[str, Processor]:
             ffmpeg_timeout_seconds=settings.clip_max_runtime_sec,
             max_source_ms=int(settings.max_clip_input_duration_sec * 1000),
             subtitle_fonts_dir=settings.subtitle_fonts_dir,
+            # An attempt that renews its lease keeps its folder fresh; one untouched for a
+            # whole lease belongs to an attempt whose lease has expired.
+            scratch_stale_after_seconds=settings.queue_visibility_sec,
         )
 
     processors: dict[str, Processor] = {"upload": processor(UploadedSource(storage))}
