@@ -33,7 +33,7 @@ from clipper.db.urls import libpq_url
 from clipper.embedded_db import resolve_database_url
 from clipper.queue import (
     JobContext,
-    PostgresQueueAdapter,
+    QueueAdapter,
     QueueConfig,
     QueueMessage,
     ReceivedMessage,
@@ -57,7 +57,7 @@ class Result:
 
 
 def config(concurrency: int = 4) -> QueueConfig:
-    return QueueConfig(schema=SCHEMA, concurrency=concurrency, pool_max_size=8)
+    return QueueConfig(queue="clips", schema=SCHEMA, concurrency=concurrency, pool_max_size=8)
 
 
 ROUNDS = 10
@@ -66,7 +66,7 @@ ROUNDS = 10
 async def bench_publish(url: str, count: int) -> list[Result]:
     """Ours and both raw INSERT loops in alternating rounds, so the machine's drift during the
     run weighs on all three alike (back-to-back runs differed by up to 2x here)."""
-    adapter = PostgresQueueAdapter(url, config())
+    adapter = QueueAdapter(url, config())
     await adapter.start()
     raw_async = await psycopg.AsyncConnection.connect(url, autocommit=True)
     raw_sync = psycopg.connect(url, autocommit=True)
@@ -119,7 +119,7 @@ def prefill(url: str, queue: str, count: int) -> None:
 async def bench_drain(url: str, count: int, concurrency: int) -> float:
     queue = f"drain{concurrency}"
     prefill(url, queue, count)
-    adapter = PostgresQueueAdapter(url, config(concurrency))
+    adapter = QueueAdapter(url, config(concurrency))
     await adapter.start()
     done = asyncio.Event()
     handled = 0
@@ -172,7 +172,7 @@ def raw_drain_rate(url: str, count: int) -> float:
 
 
 async def bench_latency(url: str, count: int) -> list[float]:
-    adapter = PostgresQueueAdapter(url, config(4))
+    adapter = QueueAdapter(url, config(4))
     await adapter.start()
     started_at: dict[str, float] = {}
     all_started = asyncio.Event()
@@ -206,7 +206,7 @@ async def bench_latency(url: str, count: int) -> list[float]:
 
 async def paced_publisher(url: str, count: int) -> None:
     """Runs in its own process: publish one message every 20 ms, print when each committed."""
-    adapter = PostgresQueueAdapter(url, config())
+    adapter = QueueAdapter(url, config())
     await adapter.start()
     for _ in range(20):
         await adapter.publish(QueueMessage(uuid.uuid4()), queue="latency-warmup")

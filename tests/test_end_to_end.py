@@ -23,7 +23,7 @@ from clipper.domain.clips import ClipRequest
 from clipper.domain.jobs import SourceType
 from clipper.media.cutting import DURATION_TOLERANCE_MS
 from clipper.media.probe import probe
-from clipper.queue import PostgresQueueAdapter, QueueConfig
+from clipper.queue import QueueAdapter, QueueConfig
 from clipper.services.jobs import create_job
 from tests.cli_helpers import CLIPPER, ROOT, environment, start_clipper_up
 from tests.helpers import wait_until
@@ -186,7 +186,7 @@ def test_a_job_whose_worker_is_killed_mid_cut_completes_once_after_redelivery(
 
 async def _create_job(db_url: str) -> str:
     engine = create_engine(db_url, pool_size=1)
-    queue = PostgresQueueAdapter(db_url, QueueConfig())
+    queue = QueueAdapter(db_url, QueueConfig(queue="clips"))
     await queue.start()
     try:
         async with session_factory(engine).begin() as session:

@@ -9,8 +9,9 @@ import uuid
 import pytest
 
 from clipper.logs import JsonFormatter, redact
-from clipper.queue import InMemoryQueueAdapter, JobContext, QueueMessage, ReceivedMessage
+from clipper.queue import JobContext, QueueAdapter, QueueMessage, ReceivedMessage
 from tests.helpers import wait_for
+from tests.queue.conftest import fast_config
 
 
 @pytest.mark.parametrize(
@@ -28,7 +29,7 @@ def test_redact_removes_credentials(text: str, secret: str) -> None:
     assert secret not in redact(text)
 
 
-async def test_handler_log_lines_carry_the_job_id() -> None:
+async def test_handler_log_lines_carry_the_job_id(db_url: str) -> None:
     formatter = JsonFormatter()
     lines: list[str] = []
 
@@ -44,7 +45,7 @@ async def test_handler_log_lines_carry_the_job_id() -> None:
     async def handler(message: ReceivedMessage, context: JobContext) -> None:
         logger.info("cutting with password=hunter2", extra={"stage": "cut"})
 
-    adapter = InMemoryQueueAdapter()
+    adapter = QueueAdapter(db_url, fast_config())
     await adapter.start()
     try:
         await adapter.publish(QueueMessage(job))

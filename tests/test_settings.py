@@ -30,7 +30,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None
 def test_defaults_are_the_earlier_versions() -> None:
     settings = load_settings()
     config = settings.queue_config()
-    assert settings.provider == "postgres"
+    assert settings.queue_provider == "postgres"
     assert (config.queue, config.visibility_seconds, config.max_attempts) == ("clips", 90, 3)
     assert (config.backoff_base_ms, config.backoff_max_ms, config.concurrency) == (1000, 60000, 4)
     assert config.retention_hours == 72
@@ -44,14 +44,17 @@ def test_pgboss_provider_and_schema_are_accepted_as_aliases(
     monkeypatch.setenv("PG_BOSS_SCHEMA", "legacy_queue")
     with caplog.at_level(logging.WARNING):
         settings = load_settings()
-    assert settings.provider == "postgres"
+    assert settings.queue_provider == "pgboss"
     assert settings.queue_config().schema == "legacy_queue"
     assert "QUEUE_PROVIDER=pgboss is an alias" in caplog.text
 
 
-def test_memory_provider(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("QUEUE_PROVIDER", "MEMORY")
-    assert load_settings().provider == "memory"
+def test_the_removed_memory_provider_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("QUEUE_PROVIDER", "memory")
+    with pytest.raises(ConfigError, match=r"^invalid setting QUEUE_PROVIDER: .*'postgres'"):
+        load_settings()
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,8 @@ class Settings(BaseSettings):
         validation_alias="DATABASE_URL",
         description="PostgreSQL URL; unset: an embedded PostgreSQL under .clipper/pgdata.",
     )
-    queue_provider: Literal["postgres", "memory", "pgboss"] = Field(
+    # One engine: PostgreSQL. `pgboss` (the earlier version's value) is accepted as its alias.
+    queue_provider: Literal["postgres", "pgboss"] = Field(
         default="postgres", validation_alias="QUEUE_PROVIDER"
     )
     queue_schema: str = Field(
@@ -126,10 +127,6 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
-
-    @property
-    def provider(self) -> Literal["postgres", "memory"]:
-        return "memory" if self.queue_provider == "memory" else "postgres"
 
     def connection_timeouts(self) -> ConnectionTimeouts:
         """One set of deadlines for the queue engine and the application's own engine."""

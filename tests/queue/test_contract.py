@@ -1,4 +1,4 @@
-"""The queue contract: the same observable behaviour from PostgreSQL and from memory."""
+"""The queue contract: what publishing, consuming, settling and dead-lettering promise."""
 
 from __future__ import annotations
 
@@ -17,12 +17,11 @@ from clipper.queue import (
     JobContext,
     LeaseLostError,
     PermanentError,
-    Priority,
     QueueMessage,
     ReceivedMessage,
     RetryNotice,
 )
-from clipper.queue._backend import SettleOptions
+from clipper.queue._hooks import SettleOptions
 from tests.helpers import wait_event, wait_for
 from tests.queue.conftest import Harness
 
@@ -46,6 +45,10 @@ class Recorder:
         return [message.job_id for message in self.seen]
 
 
+# Three priorities, as an application would use them: lower runs first.
+FAST, NORMAL, BULK = 0, 1, 2
+
+
 def metric(adapter: object, name: str, **labels: str) -> float:
     registry = adapter.metrics.registry  # type: ignore[attr-defined]
     value = registry.get_sample_value(name, labels or {"queue": "clips"})
@@ -55,13 +58,13 @@ def metric(adapter: object, name: str, **labels: str) -> float:
 async def test_publish_then_consume_delivers_the_message_once(harness: Harness) -> None:
     adapter = await harness.adapter()
     job = uuid.uuid4()
-    assert await adapter.publish(QueueMessage(job, Priority.FAST, {"clip": 1}))
+    assert await adapter.publish(QueueMessage(job, FAST, {"clip": 1}))
     recorder = Recorder()
     adapter.consume(recorder)
     await wait_for(lambda: recorder.seen, message="delivery")
     await wait_for(lambda: _state_is(harness, job, "completed"), message="ack")
     [message] = recorder.seen
-    assert (message.job_id, message.priority, message.payload) == (job, Priority.FAST, {"clip": 1})
+    assert (message.job_id, message.priority, message.payload) == (job, FAST, {"clip": 1})
     assert (message.attempt, message.max_attempts) == (1, 3)
     assert metric(adapter, "clipper_queue_published_total") == 1
     assert metric(adapter, "clipper_queue_completed_total") == 1
@@ -76,7 +79,7 @@ async def test_publishing_a_job_id_twice_is_a_noop(harness: Harness) -> None:
     adapter = await harness.adapter()
     job = uuid.uuid4()
     assert await adapter.publish(QueueMessage(job)) is True
-    assert await adapter.publish(QueueMessage(job, Priority.BULK)) is False
+    assert await adapter.publish(QueueMessage(job, BULK)) is False
     recorder = Recorder()
     adapter.consume(recorder)
     await wait_for(lambda: _state_is(harness, job, "completed"))
@@ -87,16 +90,16 @@ async def test_publishing_a_job_id_twice_is_a_noop(harness: Harness) -> None:
 
 async def test_fast_runs_before_normal_before_bulk_fifo_within_each(harness: Harness) -> None:
     adapter = await harness.adapter()
-    published: dict[Priority, list[uuid.UUID]] = {p: [] for p in Priority}
+    published: dict[int, list[uuid.UUID]] = {p: [] for p in (FAST, NORMAL, BULK)}
     for index in range(9):
-        priority = [Priority.BULK, Priority.NORMAL, Priority.FAST][index % 3]
+        priority = [BULK, NORMAL, FAST][index % 3]
         job = uuid.uuid4()
         published[priority].append(job)
         await adapter.publish(QueueMessage(job, priority))
     recorder = Recorder()
     adapter.consume(recorder, concurrency=1)
     await wait_for(lambda: len(recorder.seen) == 9, message="all nine")
-    expected = published[Priority.FAST] + published[Priority.NORMAL] + published[Priority.BULK]
+    expected = published[FAST] + published[NORMAL] + published[BULK]
     assert recorder.jobs() == expected
 
 
@@ -398,8 +401,8 @@ async def test_health_and_metrics_report_depth(harness: Harness) -> None:
     def scrape() -> str:
         return generate_latest(adapter.metrics.registry).decode()
 
-    # PostgreSQL's depth is a snapshot refreshed every poll interval (a scrape never waits
-    # on the database); memory's is read at the scrape.
+    # The depth is a snapshot refreshed every poll interval: a scrape never waits on the
+    # database.
     await wait_for(
         lambda: 'clipper_queue_depth{queue="clips",state="ready"} 3.0' in scrape(),
         message="the depth snapshot",
@@ -460,7 +463,7 @@ async def test_requeue_runs_a_dead_letter_again_and_drops_the_letter(harness: Ha
     consumer = adapter.consume(Recorder(fail_until=1))
     await wait_for(lambda: _state_is(harness, job, "failed"))
     await consumer.stop()
-    assert await adapter.requeue(QueueMessage(job, Priority.FAST, {"v": 2})) is True
+    assert await adapter.requeue(QueueMessage(job, FAST, {"v": 2})) is True
     assert await adapter.requeue(QueueMessage(job)) is False  # queued again: nothing to do
     assert await harness.state(job) == ("ready", 0)
     assert await harness.state(job, "clips.dlq") is None

@@ -17,11 +17,11 @@ from clipper.db.urls import sqlalchemy_url
 from clipper.queue import (
     ErrorInfo,
     JobContext,
-    PostgresQueueAdapter,
+    QueueAdapter,
     QueueMessage,
     ReceivedMessage,
 )
-from clipper.queue._backend import SettleOptions
+from clipper.queue._hooks import SettleOptions
 from tests.helpers import wait_for
 from tests.queue.conftest import Harness, fast_config
 from tests.queue.processes import sigkill, sigterm, start_worker
@@ -48,10 +48,10 @@ async def count_state(url: str, state: str, queue: str = "clips") -> int:
 
 @pytest.mark.parametrize("kind", ["psycopg", "sqlalchemy-connection", "sqlalchemy-session"])
 async def test_publish_joins_the_callers_transaction(
-    pg_harness: Harness, db_url: str, kind: str
+    harness: Harness, db_url: str, kind: str
 ) -> None:
     # A long poll interval: a quick pickup after commit proves the NOTIFY woke the consumer.
-    adapter = await pg_harness.adapter(poll_interval_seconds=30)
+    adapter = await harness.adapter(poll_interval_seconds=30)
     recorder = Recorder()
     adapter.consume(recorder)
     committed, rolled_back = uuid.uuid4(), uuid.uuid4()
@@ -84,13 +84,13 @@ async def test_publish_joins_the_callers_transaction(
     finally:
         await engine.dispose()
     assert recorder.jobs() == [committed]
-    assert await pg_harness.state(rolled_back) is None
+    assert await harness.state(rolled_back) is None
 
 
 async def test_duplicate_publish_does_not_abort_the_callers_transaction(
-    pg_harness: Harness, db_url: str
+    harness: Harness, db_url: str
 ) -> None:
-    adapter = await pg_harness.adapter()
+    adapter = await harness.adapter()
     job = uuid.uuid4()
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         assert await adapter.publish(QueueMessage(job), conn=conn) is True
@@ -102,7 +102,7 @@ async def test_duplicate_publish_does_not_abort_the_callers_transaction(
 
 
 async def test_publish_errors_reach_the_caller(db_url: str) -> None:
-    adapter = PostgresQueueAdapter(db_url, fast_config(schema="not_migrated"))
+    adapter = QueueAdapter(db_url, fast_config(schema="not_migrated"))
     await adapter.start()
     try:
         with pytest.raises(psycopg.errors.UndefinedTable):
@@ -121,7 +121,7 @@ async def test_no_message_runs_in_two_handlers_at_once_across_processes(db_url: 
         "CREATE TABLE runs (job_id uuid PRIMARY KEY, running int NOT NULL DEFAULT 0,"
         " runs int NOT NULL DEFAULT 0, max_running int NOT NULL DEFAULT 0)",
     )
-    adapter = PostgresQueueAdapter(db_url, fast_config())
+    adapter = QueueAdapter(db_url, fast_config())
     await adapter.start()
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         async with conn.cursor() as cursor:
@@ -156,10 +156,10 @@ async def _started(url: str) -> list[tuple[Any, ...]]:
 
 
 async def test_sigkilled_worker_loses_its_message_only_until_the_lease_expires(
-    pg_harness: Harness, db_url: str
+    harness: Harness, db_url: str
 ) -> None:
     await sql(db_url, "CREATE TABLE started (job_id uuid, attempt int, pid int)")
-    adapter = await pg_harness.adapter(visibility_seconds=1.0)
+    adapter = await harness.adapter(visibility_seconds=1.0)
     job = uuid.uuid4()
     await adapter.publish(QueueMessage(job))
     worker = start_worker(db_url, "hang", visibility=1.0)
@@ -175,10 +175,10 @@ async def test_sigkilled_worker_loses_its_message_only_until_the_lease_expires(
 
 
 async def test_poison_message_that_kills_every_worker_reaches_the_dlq(
-    pg_harness: Harness, db_url: str
+    harness: Harness, db_url: str
 ) -> None:
     await sql(db_url, "CREATE TABLE started (job_id uuid, attempt int, pid int)")
-    adapter = await pg_harness.adapter(
+    adapter = await harness.adapter(
         max_attempts=3, visibility_seconds=1.0, poll_interval_seconds=0.2
     )
     job = uuid.uuid4()
@@ -193,7 +193,7 @@ async def test_poison_message_that_kills_every_worker_reaches_the_dlq(
         sigkill(worker)
     recorder = Recorder()
     adapter.consume(recorder)  # this consumer's sweep dead-letters the expired last attempt
-    await wait_for(lambda: _state(pg_harness, job), timeout=10, message="failed")
+    await wait_for(lambda: _state(harness, job), timeout=10, message="failed")
     [entry] = await adapter.list_dead_letters()
     assert (entry.letter.attempts, entry.letter.error.type) == (3, "LeaseExpired")
     assert recorder.seen == []
@@ -211,16 +211,16 @@ async def _has_attempt(url: str, attempt: int) -> bool:
 
 
 async def test_consumer_survives_killed_connections_and_listens_again(
-    pg_harness: Harness, db_url: str
+    harness: Harness, db_url: str
 ) -> None:
     errors: list[tuple[str, BaseException]] = []
-    adapter = PostgresQueueAdapter(
+    adapter = QueueAdapter(
         db_url,
         fast_config(poll_interval_seconds=1.0),
         on_error=lambda exc, operation: errors.append((operation, exc)),
     )
     await adapter.start()
-    pg_harness.adapters.append(adapter)
+    harness.adapters.append(adapter)
     recorder = Recorder()
     adapter.consume(recorder)
     await wait_event_listening(adapter)
@@ -245,11 +245,11 @@ async def test_consumer_survives_killed_connections_and_listens_again(
     assert "listen" in {operation for operation, _ in errors}  # reported, never fatal
 
 
-async def wait_event_listening(adapter: PostgresQueueAdapter) -> None:
+async def wait_event_listening(adapter: QueueAdapter) -> None:
     await wait_for(lambda: adapter.listener.alive, message="listener up")
 
 
-async def _pid_changed(adapter: PostgresQueueAdapter, old_pid: int | None) -> bool:
+async def _pid_changed(adapter: QueueAdapter, old_pid: int | None) -> bool:
     return await adapter.listener.backend_pid() not in (None, old_pid)
 
 
@@ -257,7 +257,7 @@ async def test_no_message_is_lost_when_postgres_crashes_and_restarts(
     private_postgres: Any,
 ) -> None:
     url = private_postgres.url
-    adapter = PostgresQueueAdapter(url, fast_config(reconnect_max_seconds=0.5))
+    adapter = QueueAdapter(url, fast_config(reconnect_max_seconds=0.5))
     await adapter.start()
     seen: set[uuid.UUID] = set()
 
@@ -290,16 +290,16 @@ async def test_no_message_is_lost_when_postgres_crashes_and_restarts(
 
 
 async def test_stale_worker_and_lease_sweep_race_exactly_one_wins(
-    pg_harness: Harness, db_url: str
+    harness: Harness, db_url: str
 ) -> None:
-    adapter = await pg_harness.adapter(max_attempts=1)
+    adapter = await harness.adapter(max_attempts=1)
     store = adapter.store
     error = ErrorInfo("LeaseExpired", "sweep")
     for _ in range(20):
         job = uuid.uuid4()
         await adapter.publish(QueueMessage(job))
         [message] = await store.claim("clips", 1, 30)
-        await pg_harness.expire_leases()
+        await harness.expire_leases()
 
         async def sweep() -> bool:
             claims = await store.claim_expired_final("clips", 10, 30)
@@ -310,13 +310,13 @@ async def test_stale_worker_and_lease_sweep_race_exactly_one_wins(
 
         acked, swept = await asyncio.gather(store.complete([message.claim]), sweep())
         assert bool(acked) != swept, (acked, swept)
-        final = await pg_harness.state(job)
+        final = await harness.state(job)
         assert final == (("completed", 1) if acked else ("failed", 1))
-        assert (await pg_harness.state(job, "clips.dlq") is not None) == swept
+        assert (await harness.state(job, "clips.dlq") is not None) == swept
 
 
 async def test_retention_runs_once_at_a_time_and_leaks_no_advisory_lock(
-    pg_harness: Harness, db_url: str
+    harness: Harness, db_url: str
 ) -> None:
     await sql(
         db_url,
@@ -324,7 +324,7 @@ async def test_retention_runs_once_at_a_time_and_leaks_no_advisory_lock(
         " finished_at) SELECT 'clips', gen_random_uuid(), 1, 'completed', 3,"
         " now() - interval '100 hours' FROM generate_series(1, 3000)",
     )
-    adapters = [await pg_harness.adapter(retention_batch_size=100) for _ in range(4)]
+    adapters = [await harness.adapter(retention_batch_size=100) for _ in range(4)]
     results = await asyncio.gather(*(adapter.run_retention() for adapter in adapters))
     assert sum(result.deleted for result in results) == 3000
     assert await count_state(db_url, "completed") == 0
@@ -333,7 +333,7 @@ async def test_retention_runs_once_at_a_time_and_leaks_no_advisory_lock(
 
 
 async def test_dead_letter_hook_commits_with_the_move_in_the_applications_transaction(
-    pg_harness: Harness, db_url: str
+    harness: Harness, db_url: str
 ) -> None:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -354,15 +354,15 @@ async def test_dead_letter_hook_commits_with_the_move_in_the_applications_transa
     async def fail(message: ReceivedMessage, context: JobContext) -> None:
         raise PermanentError("bad input")
 
-    adapter = await pg_harness.adapter()
+    adapter = await harness.adapter()
     job = uuid.uuid4()
     await adapter.publish(QueueMessage(job))
     try:
         adapter.consume(fail, on_dead_letter=hook, transaction=engine.begin)
-        await wait_for(lambda: _failed(pg_harness, job), message="dead-lettered")
+        await wait_for(lambda: _failed(harness, job), message="dead-lettered")
         assert calls == 2  # the first try rolled back whole, the second committed
         assert await sql(db_url, "SELECT job_id FROM failures") == [(job,)]
-        assert await pg_harness.state(job, "clips.dlq") == ("ready", 0)
+        assert await harness.state(job, "clips.dlq") == ("ready", 0)
     finally:
         await engine.dispose()
 

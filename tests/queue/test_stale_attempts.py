@@ -125,11 +125,10 @@ async def _make_marks_table(db_url: str) -> None:
         await conn.execute("CREATE TABLE marks (job_id uuid NOT NULL)")
 
 
-async def test_complete_commits_with_the_applications_writes(pg_harness: Harness) -> None:
-    assert pg_harness.db_url
-    db_url = pg_harness.db_url
+async def test_complete_commits_with_the_applications_writes(harness: Harness) -> None:
+    db_url = harness.db_url
     await _make_marks_table(db_url)
-    adapter = await pg_harness.adapter()
+    adapter = await harness.adapter()
     job = uuid.uuid4()
     await adapter.publish(QueueMessage(job))
 
@@ -142,19 +141,18 @@ async def test_complete_commits_with_the_applications_writes(pg_harness: Harness
             await context.complete(conn)
 
     adapter.consume(finish_in_one_transaction)
-    await wait_for(lambda: _completed(pg_harness, job), message="completion")
+    await wait_for(lambda: _completed(harness, job), message="completion")
     assert await _marks(db_url) == [job]
     await wait_for(lambda: metric(adapter, "clipper_queue_completed_total") == 1)
     assert metric(adapter, "clipper_queue_lease_lost_total") == 0
 
 
 async def test_a_stale_attempt_cannot_complete_and_its_writes_roll_back(
-    pg_harness: Harness,
+    harness: Harness,
 ) -> None:
-    assert pg_harness.db_url
-    db_url = pg_harness.db_url
+    db_url = harness.db_url
     await _make_marks_table(db_url)
-    adapter = await pg_harness.adapter(visibility_seconds=30)
+    adapter = await harness.adapter(visibility_seconds=30)
     job = uuid.uuid4()
     await adapter.publish(QueueMessage(job))
     started, go_on = asyncio.Event(), asyncio.Event()
@@ -174,12 +172,12 @@ async def test_a_stale_attempt_cannot_complete_and_its_writes_roll_back(
 
     adapter.consume(finish_late, concurrency=1)
     await wait_event(started)
-    await pg_harness.expire_leases()
+    await harness.expire_leases()
     [stolen] = await adapter.store.claim("clips", 1, 30)  # the new owner, before the old ends
     go_on.set()
     await wait_for(lambda: refused, message="the refused completion")
     assert await _marks(db_url) == []  # the stale attempt's own writes rolled back
-    assert await pg_harness.state(job) == ("active", 2)
+    assert await harness.state(job) == ("active", 2)
     assert await adapter.store.complete([stolen.claim]) == {stolen.claim.message_id}
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ast
 import random
+import uuid
 from pathlib import Path
 
 import pytest
 
 import clipper.queue
-from clipper.queue import Priority, QueueConfig, retry_delay_seconds
+from clipper.domain.jobs import Priority
+from clipper.queue import QueueConfig, QueueMessage, retry_delay_seconds
 
 
 def test_backoff_doubles_from_the_base_and_is_capped() -> None:
@@ -35,8 +37,13 @@ def test_backoff_rejects_attempt_zero() -> None:
 
 def test_fast_runs_first_by_rank() -> None:
     ranks = [p.rank for p in (Priority.FAST, Priority.NORMAL, Priority.BULK)]
-    assert ranks == sorted(ranks)
-    assert all(Priority.from_rank(p.rank) is p for p in Priority)
+    assert ranks == [0, 1, 2]  # lower runs first in the queue
+
+
+def test_a_priority_must_fit_the_column() -> None:
+    assert QueueMessage(uuid.uuid4(), -5).priority == -5
+    with pytest.raises(ValueError, match="smallint"):
+        QueueMessage(uuid.uuid4(), 40_000)
 
 
 @pytest.mark.parametrize(
@@ -50,11 +57,11 @@ def test_fast_runs_first_by_rank() -> None:
 )
 def test_queue_config_refuses_nonsense(overrides: dict[str, object], complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):
-        QueueConfig(**overrides)  # type: ignore[arg-type]
+        QueueConfig(queue="q", **overrides)  # type: ignore[arg-type]
 
 
 def test_heartbeat_is_a_third_of_the_lease() -> None:
-    assert QueueConfig(visibility_seconds=90).heartbeat_seconds == 30
+    assert QueueConfig(queue="q", visibility_seconds=90).heartbeat_seconds == 30
 
 
 def test_public_surface_is_exactly_what_is_intended() -> None:

@@ -16,12 +16,12 @@ from typing import Any
 
 import psycopg
 
-from clipper.queue import JobContext, PostgresQueueAdapter, ReceivedMessage
+from clipper.queue import JobContext, QueueAdapter, ReceivedMessage
 from tests.queue.conftest import fast_config
 
 
 async def main(url: str, mode: str, concurrency: int, visibility: float) -> None:
-    adapter = PostgresQueueAdapter(
+    adapter = QueueAdapter(
         url,
         fast_config(
             visibility_seconds=visibility,

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from clipper.db.session import create_engine, session_factory
-from clipper.queue import PostgresQueueAdapter
+from clipper.queue import QueueAdapter
 from tests.queue.conftest import fast_config
 
 
@@ -25,8 +25,8 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 @pytest.fixture
-async def queue(db_url: str) -> AsyncIterator[PostgresQueueAdapter]:
-    adapter = PostgresQueueAdapter(db_url, fast_config(backoff_base_ms=50, max_attempts=3))
+async def queue(db_url: str) -> AsyncIterator[QueueAdapter]:
+    adapter = QueueAdapter(db_url, fast_config(backoff_base_ms=50, max_attempts=3))
     await adapter.start()
     yield adapter
     await adapter.shutdown(grace_seconds=0)

@@ -12,7 +12,7 @@ from clipper.db.models import Job, JobEvent
 from clipper.db.repositories import JobRepository
 from clipper.domain.clips import ClipRequest
 from clipper.domain.jobs import Priority, SourceType
-from clipper.queue import PostgresQueueAdapter
+from clipper.queue import QueueAdapter
 from clipper.services.jobs import IdempotencyConflictError, create_job
 
 REQUEST = ClipRequest(SourceType.UPLOAD, 1_000, 31_500, Priority.FAST, upload_key="up_1")
@@ -29,7 +29,7 @@ async def _count(sessions: async_sessionmaker[AsyncSession], what: str) -> int:
 
 
 async def test_create_job_commits_row_event_and_message_together(
-    sessions: async_sessionmaker[AsyncSession], queue: PostgresQueueAdapter
+    sessions: async_sessionmaker[AsyncSession], queue: QueueAdapter
 ) -> None:
     async with sessions.begin() as session:
         created = await create_job(session, queue, REQUEST)
@@ -44,7 +44,7 @@ async def test_create_job_commits_row_event_and_message_together(
 
 
 async def test_a_failure_after_publishing_leaves_nothing_behind(
-    sessions: async_sessionmaker[AsyncSession], queue: PostgresQueueAdapter
+    sessions: async_sessionmaker[AsyncSession], queue: QueueAdapter
 ) -> None:
     async def create_then_crash() -> None:
         async with sessions.begin() as session:
@@ -59,7 +59,7 @@ async def test_a_failure_after_publishing_leaves_nothing_behind(
 
 
 async def test_idempotency_key_returns_the_first_job(
-    sessions: async_sessionmaker[AsyncSession], queue: PostgresQueueAdapter
+    sessions: async_sessionmaker[AsyncSession], queue: QueueAdapter
 ) -> None:
     async with sessions.begin() as session:
         first = await create_job(session, queue, REQUEST, "key-1")
@@ -78,7 +78,7 @@ async def test_idempotency_key_returns_the_first_job(
 
 
 async def test_concurrent_requests_with_one_key_make_one_job(
-    sessions: async_sessionmaker[AsyncSession], queue: PostgresQueueAdapter
+    sessions: async_sessionmaker[AsyncSession], queue: QueueAdapter
 ) -> None:
     async def attempt() -> tuple[str, bool]:
         async with sessions.begin() as session:

@@ -15,7 +15,7 @@ from clipper.db.models import DlqJob, Job
 from clipper.db.repositories import JobRepository
 from clipper.domain.clips import ClipRequest
 from clipper.domain.jobs import SourceType
-from clipper.queue import JobContext, PostgresQueueAdapter, QueueMessage
+from clipper.queue import JobContext, QueueAdapter, QueueMessage
 from clipper.services.jobs import create_job
 from clipper.services.processing import ClipResult, JobRunner, Processor, Progress
 from clipper.storage import LocalStorage
@@ -26,7 +26,7 @@ REQUEST = ClipRequest(SourceType.UPLOAD, 0, 10_000, upload_key="up_1")
 KEEP = timedelta(hours=72)
 
 
-async def _create(sessions: async_sessionmaker[AsyncSession], queue: PostgresQueueAdapter) -> Job:
+async def _create(sessions: async_sessionmaker[AsyncSession], queue: QueueAdapter) -> Job:
     async with sessions.begin() as session:
         return (await create_job(session, queue, REQUEST)).job
 
@@ -49,7 +49,7 @@ async def _status_is(
     return (await _job(sessions, job_id)).status == status
 
 
-def _consume(queue: PostgresQueueAdapter, engine: AsyncEngine, runner: JobRunner) -> None:
+def _consume(queue: QueueAdapter, engine: AsyncEngine, runner: JobRunner) -> None:
     queue.consume(
         runner,
         on_retry=runner.on_retry,
@@ -59,7 +59,7 @@ def _consume(queue: PostgresQueueAdapter, engine: AsyncEngine, runner: JobRunner
 
 
 async def test_a_job_runs_to_done_with_its_events_in_order(
-    sessions: async_sessionmaker[AsyncSession], queue: PostgresQueueAdapter, engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession], queue: QueueAdapter, engine: AsyncEngine
 ) -> None:
     async def cut(job: Job, progress: Progress, context: JobContext) -> ClipResult:
         for percent in (0, 50, 100):
@@ -79,7 +79,7 @@ async def test_a_job_runs_to_done_with_its_events_in_order(
 
 
 async def test_a_failing_processor_retries_then_fails_with_a_dead_letter_record(
-    sessions: async_sessionmaker[AsyncSession], queue: PostgresQueueAdapter, engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession], queue: QueueAdapter, engine: AsyncEngine
 ) -> None:
     calls = 0
 
@@ -116,7 +116,7 @@ async def test_a_failing_processor_retries_then_fails_with_a_dead_letter_record(
 
 
 async def test_a_job_without_a_processor_fails_at_once_with_its_code(
-    sessions: async_sessionmaker[AsyncSession], queue: PostgresQueueAdapter, engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession], queue: QueueAdapter, engine: AsyncEngine
 ) -> None:
     job = await _create(sessions, queue)
     _consume(queue, engine, JobRunner(sessions, {}, KEEP))
@@ -126,7 +126,7 @@ async def test_a_job_without_a_processor_fails_at_once_with_its_code(
 
 
 async def test_redelivery_of_a_finished_job_does_no_work_again(
-    sessions: async_sessionmaker[AsyncSession], queue: PostgresQueueAdapter, engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession], queue: QueueAdapter, engine: AsyncEngine
 ) -> None:
     runs: list[int] = []
 
@@ -163,7 +163,7 @@ async def _message_done(sessions: async_sessionmaker[AsyncSession], job_id: uuid
 
 
 async def test_progress_is_debounced_but_always_rises(
-    sessions: async_sessionmaker[AsyncSession], queue: PostgresQueueAdapter, engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession], queue: QueueAdapter, engine: AsyncEngine
 ) -> None:
     async def chatty(job: Job, progress: Progress, context: JobContext) -> ClipResult:
         for tenth in range(1001):  # 0.0, 0.1, … 100.0 percent
@@ -184,7 +184,7 @@ async def test_progress_is_debounced_but_always_rises(
 
 async def test_a_stale_attempt_cannot_finish_a_job_another_attempt_finished(
     sessions: async_sessionmaker[AsyncSession],
-    queue: PostgresQueueAdapter,
+    queue: QueueAdapter,
     engine: AsyncEngine,
     db_url: str,
     tmp_path: Path,
@@ -210,7 +210,7 @@ async def test_a_stale_attempt_cannot_finish_a_job_another_attempt_finished(
     job = await _create(sessions, queue)
     stale = JobRunner(sessions, {"upload": cut}, KEEP, storage=storage)
     # A long lease and no heartbeats for the first consumer: only the test expires it.
-    slow = PostgresQueueAdapter(db_url, fast_config(visibility_seconds=30))
+    slow = QueueAdapter(db_url, fast_config(visibility_seconds=30))
     await slow.start()
     try:
         _consume(slow, engine, stale)

@@ -15,7 +15,7 @@ from clipper.db.repositories import JobRepository
 from clipper.domain.clips import ClipRequest
 from clipper.domain.jobs import SourceType
 from clipper.media.errors import MissingSourceError
-from clipper.queue import Consumer, JobContext, PostgresQueueAdapter
+from clipper.queue import Consumer, JobContext, QueueAdapter
 from clipper.services.jobs import create_job
 from clipper.services.processing import ClipResult, JobRunner, Processor, Progress
 from clipper.services.requeue import BATCH_SIZE, RequeueResult, requeue_jobs
@@ -35,7 +35,7 @@ async def _cut(job: Job, progress: Progress, context: JobContext) -> ClipResult:
 
 
 def _consume(
-    queue: PostgresQueueAdapter,
+    queue: QueueAdapter,
     engine: AsyncEngine,
     sessions: async_sessionmaker[AsyncSession],
     processor: Processor,
@@ -58,7 +58,7 @@ async def _job(sessions: async_sessionmaker[AsyncSession], job_id: uuid.UUID) ->
 
 async def _dead_lettered(
     sessions: async_sessionmaker[AsyncSession],
-    queue: PostgresQueueAdapter,
+    queue: QueueAdapter,
     engine: AsyncEngine,
     count: int = 1,
 ) -> list[uuid.UUID]:
@@ -80,7 +80,7 @@ async def _dead_lettered(
 
 async def _requeue(
     sessions: async_sessionmaker[AsyncSession],
-    queue: PostgresQueueAdapter,
+    queue: QueueAdapter,
     job_ids: list[uuid.UUID] | None,
     limit: int = BATCH_SIZE,
     after: uuid.UUID | None = None,
@@ -110,7 +110,7 @@ async def _requeued_events(
 
 
 async def test_requeue_resets_the_row_its_record_and_its_message_then_the_job_runs(
-    sessions: async_sessionmaker[AsyncSession], queue: PostgresQueueAdapter, engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession], queue: QueueAdapter, engine: AsyncEngine
 ) -> None:
     (job_id,) = await _dead_lettered(sessions, queue, engine)
     assert await _messages(sessions, job_id) == {"clips": ("failed", 1), "clips.dlq": ("ready", 0)}
@@ -136,7 +136,7 @@ async def _status_is_done(sessions: async_sessionmaker[AsyncSession], job_id: uu
 
 
 async def test_only_failed_jobs_are_requeued_and_unknown_ids_are_named(
-    sessions: async_sessionmaker[AsyncSession], queue: PostgresQueueAdapter, engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession], queue: QueueAdapter, engine: AsyncEngine
 ) -> None:
     async with sessions.begin() as session:
         done = (await create_job(session, queue, REQUEST)).job.id
@@ -160,7 +160,7 @@ async def test_only_failed_jobs_are_requeued_and_unknown_ids_are_named(
 
 
 async def test_two_concurrent_requeues_of_one_job_requeue_it_once(
-    sessions: async_sessionmaker[AsyncSession], queue: PostgresQueueAdapter, engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession], queue: QueueAdapter, engine: AsyncEngine
 ) -> None:
     (job_id,) = await _dead_lettered(sessions, queue, engine)
     async with sessions.begin() as first:
@@ -187,7 +187,7 @@ async def _lock_waiters(sessions: async_sessionmaker[AsyncSession]) -> bool:
 
 
 async def test_every_dead_lettered_job_is_requeued_in_batches(
-    sessions: async_sessionmaker[AsyncSession], queue: PostgresQueueAdapter, engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession], queue: QueueAdapter, engine: AsyncEngine
 ) -> None:
     job_ids = sorted(await _dead_lettered(sessions, queue, engine, count=3))
     async with sessions.begin() as session:  # a queued job is not dead-lettered: left alone
@@ -209,7 +209,7 @@ async def test_every_dead_lettered_job_is_requeued_in_batches(
 
 
 async def test_named_jobs_are_requeued_in_batches_with_unknown_ids_named(
-    sessions: async_sessionmaker[AsyncSession], queue: PostgresQueueAdapter, engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession], queue: QueueAdapter, engine: AsyncEngine
 ) -> None:
     failed = await _dead_lettered(sessions, queue, engine, count=2)
     named = sorted([*failed, uuid.uuid4()])

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ..db.session import create_engine, session_factory
-from ..queue import QueueAdapter, create_queue_adapter
+from ..queue import QueueAdapter
 from ..settings import Settings
 from ..signing import Signer
 from ..storage import LocalStorage
@@ -46,9 +46,7 @@ def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None
         engine = create_engine(database_url, timeouts=settings.connection_timeouts())
         sessions = session_factory(engine)
         own_queue = queue is None
-        adapter = queue or create_queue_adapter(
-            settings.provider, settings.queue_config(), database_url=database_url
-        )
+        adapter = queue or QueueAdapter(database_url, settings.queue_config())
         if own_queue:
             await adapter.start()
         app.state.resources = Resources(

@@ -17,7 +17,7 @@ from rich.markup import escape
 from ..db.urls import libpq_url
 from ..embedded_db import EmbeddedDatabaseUnavailableError, resolve_database_url
 from ..logs import configure_logging, redact
-from ..queue import BaseQueueAdapter, create_queue_adapter
+from ..queue import QueueAdapter
 from ..settings import ConfigError, Settings, load_settings
 from ..worker.service import StartupError
 
@@ -62,12 +62,11 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 @asynccontextmanager
-async def queue_adapter(settings: Settings) -> AsyncIterator[BaseQueueAdapter]:
+async def queue_adapter(settings: Settings) -> AsyncIterator[QueueAdapter]:
     url = database_url_or_exit(settings)
     # One-shot commands: a person is waiting, so give up on an unreachable database sooner.
     config = dataclasses.replace(settings.queue_config(), startup_timeout_seconds=5.0)
-    adapter = create_queue_adapter(settings.provider, config, database_url=url)
-    assert isinstance(adapter, BaseQueueAdapter)
+    adapter = QueueAdapter(url, config)
     await adapter.start()
     try:
         yield adapter

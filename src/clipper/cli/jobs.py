@@ -14,7 +14,7 @@ from ..db.repositories import JobRepository, NewJob
 from ..db.session import create_engine, session_factory
 from ..domain.clips import ClipRequest
 from ..domain.jobs import EventType, Priority, SourceType
-from ..queue import create_queue_adapter
+from ..queue import QueueAdapter
 from ..services.jobs import create_job
 from ..services.retention import cleanup_expired_jobs, cleanup_old_uploads
 from ..settings import Settings
@@ -77,7 +77,7 @@ def seed(
 
 async def _seed(settings: Settings, url: str, count: int) -> str:
     engine = create_engine(url, pool_size=2)
-    queue = create_queue_adapter(settings.provider, settings.queue_config(), database_url=url)
+    queue = QueueAdapter(url, settings.queue_config())
     await queue.start()
     keep = timedelta(hours=settings.retention_hours)
     try:

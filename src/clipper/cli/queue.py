@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from ..queue import Priority, QueueMessage
+from ..domain.jobs import Priority
+from ..queue import QueueMessage
 from ._runtime import queue_adapter, run, settings_or_exit
 
 app = typer.Typer(help="Inspect and operate the queue.", no_args_is_help=True)
@@ -59,7 +60,7 @@ def publish(
             with Progress(transient=True) as progress:
                 task = progress.add_task("publishing", total=count)
                 for _ in range(count):
-                    message = QueueMessage(job_id or uuid.uuid4(), priority, {"source": "cli"})
+                    message = QueueMessage(job_id or uuid.uuid4(), priority.rank, {"source": "cli"})
                     published += await adapter.publish(message)
                     progress.advance(task)
         return published

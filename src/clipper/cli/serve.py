@@ -11,7 +11,7 @@ import typer
 from ..api import create_app
 from ..api.server import EmbeddedServer, make_server, wait_until_listening
 from ..db import migrate
-from ..queue import create_queue_adapter
+from ..queue import QueueAdapter
 from ..settings import Settings
 from ..signals import StopSignals
 from ..worker.service import StartupError, Worker, WorkerOptions
@@ -56,7 +56,7 @@ async def _serve_api(settings: Settings, url: str) -> None:
 
 async def _serve_all(settings: Settings, url: str) -> None:
     signals = StopSignals().install()
-    queue = create_queue_adapter(settings.provider, settings.queue_config(), database_url=url)
+    queue = QueueAdapter(url, settings.queue_config())
     await queue.start()
     worker = Worker(settings, url, WorkerOptions(metrics_port=0), queue=queue)
     await worker.start()

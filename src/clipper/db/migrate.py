@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from importlib import resources
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 
+from ..queue import install_sync
 from .urls import sqlalchemy_url
 
 
@@ -34,3 +36,14 @@ def check(database_url: str, queue_schema: str) -> None:
 
 def current(database_url: str, queue_schema: str) -> None:
     command.current(alembic_config(database_url, queue_schema), verbose=True)
+
+
+def install_queue_schema() -> None:
+    """From inside a migration: bring the queue's own schema (QUEUE_SCHEMA) to its current
+    version with the queue's installer, in the migration's transaction. The queue owns its
+    DDL; the Alembic history only decides when it runs."""
+    from alembic import context, op
+
+    driver = op.get_bind().connection.driver_connection
+    assert isinstance(driver, psycopg.Connection), "migrations run on psycopg"
+    install_sync(driver, schema=str(context.config.attributes.get("queue_schema", "clipper_queue")))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import enum
 
-from ..queue import Priority
-
 __all__ = [
     "EventType",
     "InvalidTransitionError",
@@ -26,6 +24,23 @@ class JobStatus(enum.StrEnum):
     @property
     def terminal(self) -> bool:
         return self in (JobStatus.DONE, JobStatus.FAILED)
+
+
+class Priority(enum.StrEnum):
+    """Clip priority. The queue runs FAST before NORMAL before BULK, FIFO within each."""
+
+    FAST = "fast"
+    NORMAL = "normal"
+    BULK = "bulk"
+
+    @property
+    def rank(self) -> int:
+        """The queue's integer priority; LOWER RUNS FIRST (claims order by it ascending)."""
+        return _RANKS[self]
+
+
+# The one place where priority names meet numbers (the earlier version inverted them).
+_RANKS = {Priority.FAST: 0, Priority.NORMAL: 1, Priority.BULK: 2}
 
 
 class SourceType(enum.StrEnum):

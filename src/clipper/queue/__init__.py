@@ -1,11 +1,12 @@
 """Clipper's PostgreSQL job queue: at-least-once delivery with priorities, leases and
 heartbeats, fenced settles, capped exponential backoff, dead letters and retention.
 
-    adapter = create_queue_adapter("postgres", QueueConfig(), database_url=url)
+    await install(url)                               # the queue's tables, idempotent
+    adapter = QueueAdapter(url, QueueConfig(queue="emails"))
     await adapter.start()
     async with session.begin():                      # the caller's transaction
         session.add(job)
-        await adapter.publish(QueueMessage(job.id, Priority.FAST), conn=session)
+        await adapter.publish(QueueMessage(job.id, priority=0), conn=session)
 
     async def handle(message: ReceivedMessage, context: JobContext) -> None: ...
     adapter.consume(handle)                          # runs until adapter.shutdown()
@@ -13,13 +14,7 @@ heartbeats, fenced settles, capped exponential backoff, dead letters and retenti
 This package imports nothing else from Clipper. See docs/queue.md.
 """
 
-from ._adapter import (
-    DEFAULT_DEAD_LETTER_QUEUE,
-    BaseQueueAdapter,
-    QueueAdapter,
-    create_queue_adapter,
-)
-from ._backend import DeadLetterEntry, DeadLetterHook, RetryHook, TransactionFactory
+from ._adapter import DEFAULT_DEAD_LETTER_QUEUE, QueueAdapter
 from ._backoff import retry_delay_seconds
 from ._config import QueueConfig, dead_letter_queue_name
 from ._consumer import Consumer, Handler
@@ -33,26 +28,25 @@ from ._errors import (
     QueueNotStartedError,
     SystemicError,
 )
+from ._hooks import DeadLetterEntry, DeadLetterHook, RetryHook, TransactionFactory
 from ._maintenance import RetentionResult
-from ._memory import InMemoryQueueAdapter
 from ._message import (
     Claim,
     DeadLetter,
     ErrorInfo,
     HealthReport,
-    Priority,
     QueueDepth,
     QueueMessage,
     ReceivedMessage,
     RetryNotice,
 )
 from ._metrics import QueueMetrics
-from ._postgres import PostgresQueueAdapter
+from ._schema import SCHEMA_VERSION, install, install_sync
 
 __all__ = [
     "DEFAULT_DEAD_LETTER_QUEUE",
+    "SCHEMA_VERSION",
     "AlertHook",
-    "BaseQueueAdapter",
     "Claim",
     "ConnectionTimeouts",
     "Consumer",
@@ -62,12 +56,9 @@ __all__ = [
     "ErrorInfo",
     "Handler",
     "HealthReport",
-    "InMemoryQueueAdapter",
     "JobContext",
     "LeaseLostError",
     "PermanentError",
-    "PostgresQueueAdapter",
-    "Priority",
     "QueueAdapter",
     "QueueConfig",
     "QueueDepth",
@@ -81,8 +72,9 @@ __all__ = [
     "RetryNotice",
     "SystemicError",
     "TransactionFactory",
-    "create_queue_adapter",
     "current_job_id",
     "dead_letter_queue_name",
+    "install",
+    "install_sync",
     "retry_delay_seconds",
 ]

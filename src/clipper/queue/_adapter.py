@@ -1,30 +1,34 @@
-"""The QueueAdapter interface, the behaviour both adapters share, and the factory."""
+"""QueueAdapter: publish, consume, dead letters, retention and health, on PostgreSQL."""
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import enum
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from ._backend import (
+from psycopg_pool import AsyncConnectionPool
+
+from ._config import QueueConfig, dead_letter_queue_name
+from ._consumer import Consumer, ConsumerOptions, ErrorHook, Handler
+from ._depth import DepthSnapshot
+from ._dlq import AlertHook, dead_letter_handler
+from ._errors import QueueNotStartedError
+from ._hooks import (
     DeadLetterEntry,
     DeadLetterHook,
-    QueueBackend,
     RetryHook,
     SettleOptions,
     TransactionFactory,
 )
-from ._config import QueueConfig, dead_letter_queue_name
-from ._consumer import Consumer, ConsumerOptions, ErrorHook, Handler
-from ._dlq import AlertHook, dead_letter_handler
-from ._errors import QueueNotStartedError
+from ._listener import Listener
 from ._maintenance import RetentionResult, run_retention
 from ._message import HealthReport, QueueDepth, QueueMessage
 from ._metrics import QueueMetrics
+from ._sql import notify_channel
+from ._store import PostgresStore, engine_connection_kwargs
 
 logger = logging.getLogger("clipper.queue")
 
@@ -36,76 +40,17 @@ class _Default(enum.Enum):
 DEFAULT_DEAD_LETTER_QUEUE = _Default.DEAD_LETTER_QUEUE
 
 
-class QueueAdapter(Protocol):
-    """What Clipper's API and workers use; `create_queue_adapter` picks the implementation."""
+class QueueAdapter:
+    """The queue on one PostgreSQL database: a connection pool, held connections for the hot
+    paths, a LISTEN connection (only in processes that consume) and the store that runs every
+    query. Make one per process, `await start()` it, and `await shutdown()` at the end.
 
-    config: QueueConfig
-    metrics: QueueMetrics
-
-    async def start(self) -> None: ...
-
-    async def publish(
-        self,
-        message: QueueMessage,
-        *,
-        queue: str | None = None,
-        conn: Any = None,
-        delay: float = 0.0,
-        max_attempts: int | None = None,
-    ) -> bool: ...
-
-    def consume(
-        self,
-        handler: Handler,
-        *,
-        queue: str | None = None,
-        concurrency: int | None = None,
-        dead_letter_queue: str | Literal[_Default.DEAD_LETTER_QUEUE] | None = (
-            DEFAULT_DEAD_LETTER_QUEUE
-        ),
-        on_dead_letter: DeadLetterHook | None = None,
-        on_retry: RetryHook | None = None,
-        transaction: TransactionFactory | None = None,
-    ) -> Consumer: ...
-
-    async def shutdown(self, grace_seconds: float | None = None) -> None: ...
-
-    def start_dlq_consumer(
-        self, alert: AlertHook | None = None, *, queue: str | None = None
-    ) -> Consumer: ...
-
-    async def list_dead_letters(
-        self, *, queue: str | None = None, limit: int = 100
-    ) -> list[DeadLetterEntry]: ...
-
-    async def redrive(
-        self,
-        job_ids: Sequence[uuid.UUID] | None = None,
-        *,
-        queue: str | None = None,
-        limit: int = 1000,
-    ) -> list[uuid.UUID]: ...
-
-    async def requeue(
-        self, message: QueueMessage, *, queue: str | None = None, conn: Any = None
-    ) -> bool: ...
-
-    async def run_retention(
-        self, on_batch: Callable[[int], None] | None = None
-    ) -> RetentionResult: ...
-
-    def start_maintenance(self, interval_seconds: float = 300.0) -> None: ...
-
-    async def health(self) -> HealthReport: ...
-
-    async def depth(self) -> list[QueueDepth]: ...
-
-
-class BaseQueueAdapter(abc.ABC):
-    """Publishing, consuming, dead letters and retention over a QueueBackend."""
+        adapter = QueueAdapter(database_url, QueueConfig(queue="clips"))
+    """
 
     def __init__(
         self,
+        database_url: str,
         config: QueueConfig,
         *,
         on_error: ErrorHook | None = None,
@@ -118,14 +63,53 @@ class BaseQueueAdapter(abc.ABC):
         self._maintenance_task: asyncio.Task[None] | None = None
         self._shutdown_task: asyncio.Task[None] | None = None
         self._started = False
+        deadlines = config.deadlines
+        kwargs = engine_connection_kwargs(deadlines)
+        self._pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            database_url,
+            min_size=2,
+            max_size=config.pool_max_size,
+            kwargs={**kwargs, "application_name": "clipper-queue"},
+            timeout=deadlines.statement_seconds,
+            open=False,
+        )
+        self.store = PostgresStore(
+            self._pool, database_url, config.schema, config.max_attempts, deadlines
+        )
+        self.listener = Listener(
+            database_url,
+            notify_channel(config.schema),
+            self.store.wakeups,
+            check_interval=config.poll_interval_seconds,
+            reconnect_max_seconds=config.reconnect_max_seconds,
+            on_error=self._report,
+            connection_kwargs=kwargs,
+            deadline_seconds=deadlines.statement_seconds,
+        )
+        self._depth = DepthSnapshot(self.store.depth, config.poll_interval_seconds)
+        self.metrics.watch_depth(self._depth.read)
 
-    @property
-    @abc.abstractmethod
-    def store(self) -> QueueBackend: ...
+    def _report(self, exc: BaseException, operation: str) -> None:
+        self.metrics.engine_errors.labels("*", operation).inc()
+        logger.error("queue engine error during %s: %s: %s", operation, type(exc).__name__, exc)
+        if self._on_error is not None:
+            self._on_error(exc, operation)
 
-    @abc.abstractmethod
     async def health(self) -> HealthReport:
         """Database connectivity and whether the wake-up listener is alive."""
+        detail: dict[str, str] = {}
+        database = False
+        try:
+            async with asyncio.timeout(2.0):
+                database = await self.store.ping()
+        except Exception as exc:
+            detail["database"] = f"{type(exc).__name__}: {exc}"
+        listener = self.listener.alive or not self.listener.started
+        if not listener:
+            detail["listener"] = "not listening (reconnecting)"
+        elif not self.listener.started:
+            detail["listener"] = "not needed: this process does not consume"
+        return HealthReport(database=database, listener=listener, detail=detail)
 
     def _require_started(self) -> None:
         if not self._started:
@@ -283,21 +267,23 @@ class BaseQueueAdapter(abc.ABC):
         return await self.store.depth()
 
     async def start(self) -> None:
-        await self._open()
+        """Open the pool, waiting for the database up to startup_timeout_seconds."""
+        await self._pool.open(wait=True, timeout=self.config.startup_timeout_seconds)
+        self._depth.start()
         self._shutdown_task = None
         self._started = True
 
-    @abc.abstractmethod
     def _before_first_consumer(self) -> None:
-        """Called as each consumer starts; e.g. begin listening for wake-ups."""
+        # Only consuming processes listen: a publish-only process (the API) would otherwise
+        # spend CPU receiving its own wake-ups.
+        if not self.listener.started:
+            self.listener.start()
 
-    @abc.abstractmethod
-    async def _open(self) -> None:
-        """Acquire the adapter's resources (connections)."""
-
-    @abc.abstractmethod
     async def _close(self) -> None:
-        """Release the adapter's resources, after every consumer has stopped."""
+        await self._depth.stop()
+        await self.listener.stop()
+        await self.store.close()
+        await self._pool.close()
 
     async def shutdown(self, grace_seconds: float | None = None) -> None:
         """Stop every consumer gracefully (see Consumer.stop), then close. Calling it again
@@ -319,24 +305,3 @@ class BaseQueueAdapter(abc.ABC):
         self._consumers.clear()
         await self._close()
         self._started = False
-
-
-def create_queue_adapter(
-    provider: str,
-    config: QueueConfig,
-    *,
-    database_url: str | None = None,
-    on_error: ErrorHook | None = None,
-) -> QueueAdapter:
-    """`postgres` (needs `database_url`, a libpq URL) or `memory` (tests of code above it)."""
-    if provider == "postgres":
-        from ._postgres import PostgresQueueAdapter
-
-        if not database_url:
-            raise ValueError("the postgres queue needs a database URL")
-        return PostgresQueueAdapter(database_url, config, on_error=on_error)
-    if provider == "memory":
-        from ._memory import InMemoryQueueAdapter
-
-        return InMemoryQueueAdapter(config, on_error=on_error)
-    raise ValueError(f"unknown queue provider {provider!r}: use 'postgres' or 'memory'")

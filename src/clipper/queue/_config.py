@@ -12,9 +12,12 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 @dataclass(frozen=True, slots=True)
 class QueueConfig:
-    """How the engine behaves. Clipper builds it from its settings; tests build it directly."""
+    """How the engine behaves. Clipper builds it from its settings; tests build it directly.
 
-    queue: str = "clips"
+    `queue` is the one the adapter publishes to and consumes from when a call names none.
+    """
+
+    queue: str
     schema: str = "clipper_queue"
     visibility_seconds: float = 90.0
     max_attempts: int = 3

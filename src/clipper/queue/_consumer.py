@@ -1,5 +1,5 @@
 """The consumer: claim loop, concurrent handlers, batched acknowledgements, heartbeats,
-retries, dead-lettering and graceful stop. It talks to storage only through QueueBackend."""
+retries, dead-lettering and graceful stop. It talks to storage only through PostgresStore."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from ._backend import QueueBackend, SettleOptions
 from ._backoff import retry_delay_seconds
 from ._config import QueueConfig
 from ._context import JobContext, _current_job_id
 from ._errors import LeaseLostError, PermanentError, SystemicError
+from ._hooks import SettleOptions
 from ._message import Claim, ErrorInfo, ReceivedMessage, RetryNotice
 from ._metrics import QueueMetrics
+from ._store import PostgresStore
 
 logger = logging.getLogger("clipper.queue")
 
@@ -81,7 +82,7 @@ class Consumer:
 
     def __init__(
         self,
-        store: QueueBackend,
+        store: PostgresStore,
         config: QueueConfig,
         metrics: QueueMetrics,
         options: ConsumerOptions,

@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ._backend import Wakeups
 from ._deadlines import bounded
+from ._hooks import Wakeups
 
 logger = logging.getLogger("clipper.queue")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ._backend import QueueBackend
+from ._store import PostgresStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +16,7 @@ class RetentionResult:
 
 
 async def run_retention(
-    store: QueueBackend,
+    store: PostgresStore,
     retention_hours: float,
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,38 +10,21 @@ from typing import Any
 JsonObject = dict[str, Any]
 
 
-class Priority(enum.StrEnum):
-    """Clip priority. The queue runs FAST before NORMAL before BULK, FIFO within each."""
-
-    FAST = "fast"
-    NORMAL = "normal"
-    BULK = "bulk"
-
-    @property
-    def rank(self) -> int:
-        """The number stored in the queue; LOWER RUNS FIRST (claims order by rank ascending)."""
-        return _RANKS[self]
-
-    @classmethod
-    def from_rank(cls, rank: int) -> Priority:
-        return _BY_RANK[rank]
-
-
-# The one place where priority names meet numbers (the earlier version inverted them).
-_RANKS = {Priority.FAST: 0, Priority.NORMAL: 1, Priority.BULK: 2}
-_BY_RANK = {rank: priority for priority, rank in _RANKS.items()}
-
-
 @dataclass(frozen=True, slots=True)
 class QueueMessage:
-    """A message to publish: the job it is for, its priority and an optional JSON payload.
+    """A message to publish: the job it is for, its priority (an integer: LOWER RUNS FIRST,
+    FIFO within one priority) and an optional JSON payload.
 
     The job id is the idempotency key: a queue holds at most one message per job id.
     """
 
     job_id: uuid.UUID
-    priority: Priority = Priority.NORMAL
+    priority: int = 0
     payload: JsonObject | None = None
+
+    def __post_init__(self) -> None:
+        if not -32768 <= self.priority <= 32767:  # stored as smallint
+            raise ValueError(f"priority must be a smallint, got {self.priority}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +41,7 @@ class ReceivedMessage:
 
     queue: str
     job_id: uuid.UUID
-    priority: Priority
+    priority: int
     payload: JsonObject | None
     attempt: int
     max_attempts: int
@@ -116,7 +98,7 @@ class DeadLetter:
 
     source_queue: str
     job_id: uuid.UUID
-    priority: Priority
+    priority: int
     payload: JsonObject | None
     attempts: int
     error: ErrorInfo
@@ -134,7 +116,7 @@ class DeadLetter:
         }
 
     @classmethod
-    def from_payload(cls, job_id: uuid.UUID, priority: Priority, data: JsonObject) -> DeadLetter:
+    def from_payload(cls, job_id: uuid.UUID, priority: int, data: JsonObject) -> DeadLetter:
         """Rebuild a dead letter from the payload of its `<queue>.dlq` message."""
         return cls(
             source_queue=str(data["queue"]),

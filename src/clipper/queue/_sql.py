@@ -23,6 +23,23 @@ def load_queries(schema: str) -> dict[str, bytes]:
     return queries
 
 
+_VERSION = re.compile(r"^-- version: (\d+)\s*$", re.MULTILINE)
+
+
+@cache
+def load_schema_versions(schema: str) -> tuple[tuple[int, bytes], ...]:
+    """The numbered versions of sql/schema.sql, in order, ready to execute."""
+    text = resources.files(__package__).joinpath("sql/schema.sql").read_text()
+    parts = _VERSION.split(text)[1:]
+    versions = []
+    for number, body in zip(parts[::2], parts[1::2], strict=True):
+        template = sql.SQL(body.strip())
+        versions.append(
+            (int(number), template.format(schema=sql.Identifier(schema)).as_string(None).encode())
+        )
+    return tuple(versions)
+
+
 def notify_channel(schema: str) -> str:
     """The LISTEN/NOTIFY channel of a schema's queues; the payload names the queue."""
     return f"{schema}_wakeup"

@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..db.models import Job
 from ..db.repositories import JobRepository, NewJob
 from ..domain.clips import ClipRequest
-from ..queue import Priority, QueueAdapter, QueueMessage
+from ..domain.jobs import Priority
+from ..queue import QueueAdapter, QueueMessage
 
 
 class IdempotencyConflictError(Exception):
@@ -59,8 +60,13 @@ async def create_job(
         winner = await jobs.get_by_idempotency_key(idempotency_key)
         assert winner is not None, "ON CONFLICT skipped the insert, so the key's row exists"
         return _replay(winner, fingerprint)
-    await queue.publish(QueueMessage(job.id, Priority(job.priority)), conn=session)
+    await queue.publish(queue_message(job), conn=session)
     return CreatedJob(job, created=True)
+
+
+def queue_message(job: Job) -> QueueMessage:
+    """The job's message: its id, and its priority as the queue's number."""
+    return QueueMessage(job.id, Priority(job.priority).rank)
 
 
 def _replay(job: Job, fingerprint: str | None) -> CreatedJob:

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..db.models import Job
 from ..db.repositories import JobRepository
 from ..domain.jobs import JobStatus, sources_of
-from ..queue import Priority, QueueAdapter, QueueMessage
+from ..queue import QueueAdapter
+from .jobs import queue_message
 
 # Jobs per transaction when a caller walks through many (`clipper dlq requeue --all`).
 BATCH_SIZE = 500
@@ -100,7 +101,7 @@ async def _requeue(
     if JobStatus(job.status) not in sources_of(JobStatus.QUEUED):
         return f"it is {job.status}, not failed"
     # The message first: when it refuses, the job row has not been touched yet.
-    if not await queue.requeue(QueueMessage(job.id, Priority(job.priority)), conn=session):
+    if not await queue.requeue(queue_message(job), conn=session):
         return "its queue message is still queued or running"
     await jobs.requeue(job)
     return None

@@ -11,7 +11,7 @@ from datetime import timedelta
 from prometheus_client import CollectorRegistry, start_http_server
 
 from ..db.session import create_engine, session_factory
-from ..queue import Consumer, QueueAdapter, create_queue_adapter
+from ..queue import Consumer, QueueAdapter
 from ..services.processing import JobRunner, Processor
 from ..services.retention import cleanup_expired_jobs, cleanup_old_uploads
 from ..settings import Settings
@@ -48,9 +48,7 @@ class Worker:
         self._settings = settings
         self._options = options
         self._own_queue = queue is None
-        self.queue = queue or create_queue_adapter(
-            settings.provider, settings.queue_config(), database_url=database_url
-        )
+        self.queue = queue or QueueAdapter(database_url, settings.queue_config())
         self._engine = create_engine(database_url, timeouts=settings.connection_timeouts())
         self._consumers: list[Consumer] = []
         self._maintenance: asyncio.Task[None] | None = None

@@ -17,13 +17,12 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from ._backend import DeadLetterEntry, SettleOptions, Wakeups
 from ._deadlines import ConnectionTimeouts, bounded
+from ._hooks import DeadLetterEntry, SettleOptions, Wakeups
 from ._message import (
     Claim,
     DeadLetter,
     ErrorInfo,
-    Priority,
     QueueDepth,
     QueueMessage,
     ReceivedMessage,
@@ -165,7 +164,7 @@ class PostgresStore:
         params = {
             "queue": queue,
             "job_id": message.job_id,
-            "priority": message.priority.rank,
+            "priority": message.priority,
             "payload": None if message.payload is None else Jsonb(message.payload),
             "max_attempts": max_attempts,
             "delay": delay,
@@ -186,7 +185,7 @@ class PostgresStore:
             "queue": queue,
             "dead_letter_queue": dead_letter_queue,
             "job_id": message.job_id,
-            "priority": message.priority.rank,
+            "priority": message.priority,
             "payload": None if message.payload is None else Jsonb(message.payload),
             "max_attempts": max_attempts,
             "channel": self._channel,
@@ -201,7 +200,7 @@ class PostgresStore:
             ReceivedMessage(
                 queue=queue,
                 job_id=job_id,
-                priority=Priority.from_rank(priority),
+                priority=priority,
                 payload=payload,
                 attempt=attempts,
                 max_attempts=max_attempts,
@@ -318,7 +317,7 @@ class PostgresStore:
             letter = DeadLetter(
                 source_queue=queue,
                 job_id=job_id,
-                priority=Priority.from_rank(priority),
+                priority=priority,
                 payload=payload,
                 attempts=attempts,
                 error=error,
@@ -367,7 +366,7 @@ class PostgresStore:
         )
         entries = []
         for job_id, priority, payload, state, _created_at in rows:
-            letter = DeadLetter.from_payload(job_id, Priority.from_rank(priority), payload)
+            letter = DeadLetter.from_payload(job_id, priority, payload)
             entries.append(DeadLetterEntry(job_id, letter, state))
         return entries
 

@@ -1,0 +1,43 @@
+-- The queue's schema, as numbered versions applied in order by `install()` (see _schema.py).
+-- {schema} is replaced by the configured schema as a quoted identifier. A version, once
+-- released, never changes: a change is a new version. Version 1 uses IF NOT EXISTS so that it
+-- adopts a table made by Clipper's first Alembic revision, which held the same DDL.
+
+-- version: 1
+-- One row per message, in every state until retention.
+CREATE TABLE IF NOT EXISTS {schema}.messages (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    queue        text        NOT NULL,
+    job_id       uuid        NOT NULL,
+    priority     smallint    NOT NULL CHECK (priority BETWEEN 0 AND 2),
+    payload      jsonb,
+    state        text        NOT NULL DEFAULT 'ready'
+                 CHECK (state IN ('ready', 'active', 'completed', 'failed')),
+    attempts     integer     NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    max_attempts integer     NOT NULL CHECK (max_attempts >= 1),
+    run_after    timestamptz NOT NULL DEFAULT now(),
+    lease_token  uuid,
+    lease_until  timestamptz,
+    last_error   jsonb,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    claimed_at   timestamptz,
+    finished_at  timestamptz,
+    CONSTRAINT messages_queue_job_id_key UNIQUE (queue, job_id),
+    CONSTRAINT messages_lease_held CHECK ((state = 'active') = (lease_token IS NOT NULL))
+);
+-- claim: ready messages in priority then FIFO order.
+CREATE INDEX IF NOT EXISTS messages_ready_idx ON {schema}.messages (queue, priority, id)
+    WHERE state = 'ready';
+-- claim / next_due / claim_expired_final: active messages by lease expiry.
+CREATE INDEX IF NOT EXISTS messages_active_lease_idx ON {schema}.messages (queue, lease_until)
+    WHERE state = 'active';
+-- retention: finished messages by age.
+CREATE INDEX IF NOT EXISTS messages_finished_idx ON {schema}.messages (finished_at)
+    WHERE state IN ('completed', 'failed');
+-- Claims and acks update rows constantly; vacuum the table sooner than the default 20%.
+ALTER TABLE {schema}.messages SET (autovacuum_vacuum_scale_factor = 0.02,
+                                   autovacuum_analyze_scale_factor = 0.02);
+
+-- version: 2
+-- Priority is the caller's integer (lower runs first), not three fixed levels.
+ALTER TABLE {schema}.messages DROP CONSTRAINT IF EXISTS messages_priority_check;
