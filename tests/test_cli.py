@@ -63,6 +63,25 @@ def test_publish_stats_and_retention(db_url: str) -> None:
     assert _count(db_url, "ready") == 3  # unfinished messages stay
 
 
+def test_pause_and_resume_show_in_stats_with_the_finished_totals(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "INSERT INTO clipper_queue.stats (queue, minute, shard, completed, cancelled)"
+            " VALUES ('clips', date_trunc('minute', now()), 0, 7, 2)"
+        )
+    paused = clipper("queue", "pause", DATABASE_URL=db_url)
+    assert (paused.returncode, paused.stdout.strip()) == (0, "paused clips")
+    stats = clipper("queue", "stats", DATABASE_URL=db_url)
+    assert stats.returncode == 0, stats.stderr
+    [row] = [line for line in stats.stdout.splitlines() if " clips " in line]
+    assert [cell.strip() for cell in row.split("│")[6:11]] == ["7", "0", "0", "0", "2"]
+    assert "yes" in row
+    resumed = clipper("queue", "resume", DATABASE_URL=db_url)
+    assert (resumed.returncode, resumed.stdout.strip()) == (0, "resumed clips")
+    after = clipper("queue", "stats", DATABASE_URL=db_url)
+    assert "yes" not in next(line for line in after.stdout.splitlines() if " clips " in line)
+
+
 def test_dlq_list_and_requeue(db_url: str) -> None:
     with psycopg.connect(db_url) as conn:
         conn.execute(

@@ -176,7 +176,7 @@ async def test_a_stale_attempt_cannot_settle_the_newer_one(harness: Harness) -> 
     assert await store.complete([first.claim]) == set()
     assert await store.retry(first.claim, 0, _error(), SettleOptions("clips.dlq")) is None
     assert await store.dead_letter(first.claim, _error(), SettleOptions("clips.dlq")) is None
-    assert await store.extend([first.claim], 30) == set()
+    assert await store.extend([first.claim], 30) == {}
     assert await harness.state(job) == ("active", 2)
     assert await store.complete([second.claim]) == {second.claim.message_id}
 

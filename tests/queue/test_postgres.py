@@ -304,7 +304,7 @@ async def test_stale_worker_and_lease_sweep_race_exactly_one_wins(
         async def sweep() -> bool:
             claims = await store.claim_expired_final("clips", 10, 30)
             letters = [
-                await store.dead_letter(c, error, SettleOptions("clips.dlq")) for c in claims
+                await store.dead_letter(c, error, SettleOptions("clips.dlq")) for c, _ in claims
             ]
             return any(letter is not None for letter in letters)
 

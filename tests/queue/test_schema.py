@@ -42,7 +42,9 @@ async def test_a_fresh_database_gets_a_working_queue_without_the_application(
     empty_db_url: str,
 ) -> None:
     assert await install(empty_db_url, schema="mail_queue") == SCHEMA_VERSION
-    assert await _tables(empty_db_url) == {"mail_queue.messages", "mail_queue.schema_version"}
+    assert await _tables(empty_db_url) == {
+        f"mail_queue.{table}" for table in ("messages", "queues", "schema_version", "stats")
+    }
     adapter = QueueAdapter(empty_db_url, fast_config(queue="mail", schema="mail_queue"))
     await adapter.start()
     seen: list[int] = []

@@ -67,7 +67,7 @@ async def test_a_lease_that_cannot_be_renewed_stops_the_attempt_within_its_windo
     job = uuid.uuid4()
     await adapter.publish(QueueMessage(job))
 
-    async def unreachable(*args: object, **kwargs: object) -> set[int]:
+    async def unreachable(*args: object, **kwargs: object) -> dict[int, bool]:
         raise OSError("no route to the database")
 
     handler = Stuck()

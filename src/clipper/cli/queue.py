@@ -11,34 +11,82 @@ from rich.progress import Progress
 from rich.table import Table
 
 from ..domain.jobs import Priority
-from ..queue import QueueMessage
+from ..queue import QueueDepth, QueueMessage
 from ._runtime import queue_adapter, run, settings_or_exit
 
 app = typer.Typer(help="Inspect and operate the queue.", no_args_is_help=True)
 
 
 @app.command()
-def stats() -> None:
-    """Unfinished messages per queue: ready, scheduled (backing off), active, oldest wait."""
+def stats(
+    minutes: Annotated[int, typer.Option(min=1, help="How far back the totals go.")] = 60,
+) -> None:
+    """Per queue: what waits now (ready, scheduled, active, oldest wait) and what finished in
+    the last MINUTES (completed, retried, failed, dead-lettered, cancelled, from the stats
+    table, so it never scans the messages), and whether the queue is paused."""
     settings = settings_or_exit()
 
     async def main() -> None:
         async with queue_adapter(settings) as adapter:
-            depth = await adapter.depth()
+            depth = {row.queue: row for row in await adapter.depth()}
+            finished = await adapter.stats(minutes=minutes)
+            paused = set(await adapter.paused_queues())
             health = await adapter.health()
-        table = Table("queue", "ready", "scheduled", "active", "oldest ready (s)")
-        for row in depth:
+        totals: dict[str, list[int]] = {}
+        for row in finished:
+            counts = totals.setdefault(row.queue, [0] * 5)
+            for index, value in enumerate(
+                (row.completed, row.retried, row.failed, row.dead_lettered, row.cancelled)
+            ):
+                counts[index] += value
+        table = Table(
+            "queue", "ready", "scheduled", "active", "oldest ready (s)",
+            f"done/{minutes}m", "retried", "failed", "dead", "cancelled", "paused",
+        )  # fmt: skip
+        for queue in sorted(depth.keys() | totals.keys() | paused):
+            now = depth.get(queue) or QueueDepth(queue)
             table.add_row(
-                row.queue,
-                str(row.ready),
-                str(row.scheduled),
-                str(row.active),
-                f"{row.oldest_ready_age_seconds:.1f}",
+                queue,
+                *(str(n) for n in (now.ready, now.scheduled, now.active)),
+                f"{now.oldest_ready_age_seconds:.1f}",
+                *(str(count) for count in totals.get(queue, [0] * 5)),
+                "yes" if queue in paused else "",
             )
         Console().print(table)
         Console().print(f"database ok: {health.database}")
 
     run(main())
+
+
+@app.command()
+def pause(
+    queue: Annotated[str | None, typer.Argument(help="The queue (default QUEUE_NAME).")] = None,
+) -> None:
+    """Stop claims from a queue on every worker at once; running jobs finish. Publishing
+    goes on: messages wait until `clipper queue resume`."""
+    settings = settings_or_exit()
+
+    async def main() -> None:
+        async with queue_adapter(settings) as adapter:
+            await adapter.pause(queue)
+
+    run(main())
+    typer.echo(f"paused {queue or settings.queue_name}")
+
+
+@app.command()
+def resume(
+    queue: Annotated[str | None, typer.Argument(help="The queue (default QUEUE_NAME).")] = None,
+) -> None:
+    """Let workers claim from a paused queue again (they are woken at once)."""
+    settings = settings_or_exit()
+
+    async def main() -> None:
+        async with queue_adapter(settings) as adapter:
+            await adapter.resume(queue)
+
+    run(main())
+    typer.echo(f"resumed {queue or settings.queue_name}")
 
 
 @app.command()

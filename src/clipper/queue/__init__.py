@@ -31,12 +31,14 @@ from ._errors import (
 from ._hooks import DeadLetterEntry, DeadLetterHook, RetryHook, TransactionFactory
 from ._maintenance import RetentionResult
 from ._message import (
+    CancelOutcome,
     Claim,
     DeadLetter,
     ErrorInfo,
     HealthReport,
     QueueDepth,
     QueueMessage,
+    QueueStats,
     ReceivedMessage,
     RetryNotice,
 )
@@ -47,6 +49,7 @@ __all__ = [
     "DEFAULT_DEAD_LETTER_QUEUE",
     "SCHEMA_VERSION",
     "AlertHook",
+    "CancelOutcome",
     "Claim",
     "ConnectionTimeouts",
     "Consumer",
@@ -66,6 +69,7 @@ __all__ = [
     "QueueMessage",
     "QueueMetrics",
     "QueueNotStartedError",
+    "QueueStats",
     "ReceivedMessage",
     "RetentionResult",
     "RetryHook",

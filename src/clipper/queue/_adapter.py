@@ -25,7 +25,7 @@ from ._hooks import (
 )
 from ._listener import Listener
 from ._maintenance import RetentionResult, run_retention
-from ._message import HealthReport, QueueDepth, QueueMessage
+from ._message import CancelOutcome, HealthReport, QueueDepth, QueueMessage, QueueStats
 from ._metrics import QueueMetrics
 from ._sql import notify_channel
 from ._store import PostgresStore, engine_connection_kwargs
@@ -79,6 +79,7 @@ class QueueAdapter:
         self.listener = Listener(
             database_url,
             notify_channel(config.schema),
+            self.store.cancel_channel,
             self.store.wakeups,
             check_interval=config.poll_interval_seconds,
             reconnect_max_seconds=config.reconnect_max_seconds,
@@ -142,6 +143,65 @@ class QueueAdapter:
         counter = self.metrics.published if inserted else self.metrics.duplicates
         counter.labels(queue).inc()
         return inserted
+
+    async def publish_many(
+        self,
+        messages: Sequence[QueueMessage],
+        *,
+        queue: str | None = None,
+        conn: Any = None,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+    ) -> list[uuid.UUID]:
+        """Enqueue a batch in one statement (idempotent per job id, like `publish`); returns
+        the job ids that were new. With `conn`, inside the caller's transaction."""
+        self._require_started()
+        queue = queue or self.config.queue
+        new = await self.store.publish_many(
+            queue,
+            messages,
+            max_attempts=max_attempts or self.config.max_attempts,
+            delay=delay,
+            conn=conn,
+        )
+        self.metrics.published.labels(queue).inc(len(new))
+        self.metrics.duplicates.labels(queue).inc(len(messages) - len(new))
+        return new
+
+    async def cancel(self, job_id: uuid.UUID, *, queue: str | None = None) -> CancelOutcome:
+        """Cancel a job's message. A waiting one (ready or scheduled) ends `cancelled` at once;
+        a running one has its handler cancelled wherever its consumer runs (told by NOTIFY,
+        with the heartbeat as the fallback; `context.cancel_reason == "cancelled"`), and ends
+        `cancelled`: not retried, not dead-lettered. Repeating it is harmless."""
+        self._require_started()
+        queue = queue or self.config.queue
+        state = await self.store.cancel(queue, job_id)
+        if state is None:
+            return CancelOutcome.NOT_FOUND
+        if state == "ready":
+            self.metrics.cancelled.labels(queue).inc()
+            return CancelOutcome.CANCELLED
+        return CancelOutcome.CANCELLING if state == "active" else CancelOutcome.FINISHED
+
+    async def pause(self, queue: str | None = None) -> None:
+        """Stop claims from `queue` on every consumer (running attempts finish)."""
+        self._require_started()
+        await self.store.set_paused(queue or self.config.queue, True)
+
+    async def resume(self, queue: str | None = None) -> None:
+        """Claim from `queue` again; its consumers are woken at once."""
+        self._require_started()
+        await self.store.set_paused(queue or self.config.queue, False)
+
+    async def paused_queues(self) -> list[str]:
+        self._require_started()
+        return await self.store.paused_queues()
+
+    async def stats(self, *, queue: str | None = None, minutes: int = 60) -> list[QueueStats]:
+        """Completed, retried, failed, dead-lettered and cancelled messages per queue and
+        minute over the last `minutes`, from the stats table (the messages are not scanned)."""
+        self._require_started()
+        return await self.store.stats(queue, minutes)
 
     def consume(
         self,
@@ -241,7 +301,11 @@ class QueueAdapter:
     async def run_retention(self, on_batch: Callable[[int], None] | None = None) -> RetentionResult:
         self._require_started()
         return await run_retention(
-            self.store, self.config.retention_hours, self.config.retention_batch_size, on_batch
+            self.store,
+            self.config.retention_hours,
+            self.config.retention_batch_size,
+            on_batch,
+            stats_days=self.config.stats_retention_days,
         )
 
     def start_maintenance(self, interval_seconds: float = 300.0) -> None:

@@ -29,6 +29,8 @@ class QueueConfig:
     shutdown_grace_seconds: float = 30.0
     retention_hours: float = 72.0
     retention_batch_size: int = 1000
+    # How long the per-minute stats are kept.
+    stats_retention_days: float = 14.0
     pool_max_size: int = 10
     # Longest pause between reconnect attempts after the database went away.
     reconnect_max_seconds: float = 5.0

@@ -62,6 +62,8 @@ class _Attempt:
     # Set when the lease is gone (refused, or not renewed for a whole window): another
     # consumer may own the message, so this attempt stops and settles nothing.
     lost: bool = False
+    # Set when cancel() asked this attempt to stop: it ends cancelled unless it completed.
+    cancel_requested: bool = False
 
     @property
     def settles(self) -> bool:
@@ -115,6 +117,7 @@ class Consumer:
         self._released = metrics.released.labels(queue)
         self._pickup = metrics.pickup_seconds.labels(queue)
         self._systemic = metrics.systemic_failures
+        self._cancelled = metrics.cancelled.labels(queue)
         self._metrics = metrics
 
     @property
@@ -122,6 +125,7 @@ class Consumer:
         return len(self._running)
 
     def start(self) -> None:
+        self._store.wakeups.on_cancel(self._on_cancel_request)
         for loop in (self._claim_loop, self._ack_loop, self._heartbeat_loop):
             self._loops.append(asyncio.create_task(loop(), name=f"{self.queue}:{loop.__name__}"))
 
@@ -207,7 +211,10 @@ class Consumer:
             "the lease expired on the last attempt: the worker died or stopped heartbeating",
             code="LEASE_EXPIRED",
         )
-        for claim in claims:
+        for claim, cancelling in claims:
+            if cancelling:  # asked to cancel, and its worker is gone: nothing to stop
+                await self._end_cancelled(claim)
+                continue
             self._failed.inc()
             await self._dead_letter(claim, error)
 
@@ -251,13 +258,15 @@ class Consumer:
             )
         if not attempt.settles:
             return  # released by shutdown, or owned by another consumer now
-        if failure is None:
+        if failure is None:  # done, even if a cancel came too late to stop it
             self._systemic_failures = 0
             if attempt.context.completed_in_transaction:
                 self._completed.inc()
             else:
                 self._acks.append(message.claim)
                 self._ack_signal.set()
+        elif attempt.cancel_requested:
+            await self._end_cancelled(message.claim)
         elif isinstance(failure, SystemicError):
             await self._hold_back(message, failure)
         else:
@@ -281,6 +290,29 @@ class Consumer:
             extra=self._log_extra(message),
         )
         await self._release([message.claim])
+
+    def _on_cancel_request(self, message_id: int) -> None:
+        attempt = self._running.get(message_id)
+        if attempt is not None and attempt.settles:
+            self._request_cancel(attempt)
+
+    def _request_cancel(self, attempt: _Attempt) -> None:
+        if attempt.cancel_requested:
+            return
+        attempt.cancel_requested = True
+        attempt.context.cancel("cancelled")
+        if attempt.task is not None:
+            attempt.task.cancel()
+        logger.info(
+            "cancel requested: stopping the attempt", extra=self._log_extra(attempt.message)
+        )
+
+    async def _end_cancelled(self, claim: Claim) -> None:
+        ended = await self._persist("cancel", self._store.cancel_attempt, claim)
+        if ended is True:
+            self._cancelled.inc()
+        elif ended is False:
+            self._lease_lost.inc()
 
     def _log_extra(self, message: ReceivedMessage) -> dict[str, Any]:
         return {"job_id": str(message.job_id), "queue": self.queue, "attempt": message.attempt}
@@ -310,6 +342,9 @@ class Consumer:
         if isinstance(held, RetryNotice):
             self._retried.inc()
             logger.warning("attempt failed; retrying in %.2fs", delay, extra=log)
+        elif held == "cancelled":
+            self._cancelled.inc()
+            logger.info("attempt failed after a cancel request: cancelled", extra=log)
         elif held is None:
             self._lease_lost.inc()
             logger.warning("attempt failed after its lease was lost", extra=log)
@@ -392,6 +427,8 @@ class Consumer:
             self._lease_lost.inc()
             return False
         attempt.renewed_at = asked_at
+        if held[attempt.message.claim.message_id]:
+            self._request_cancel(attempt)
         return True
 
     async def _complete_in(self, attempt: _Attempt, conn: Any) -> bool:
@@ -430,6 +467,8 @@ class Consumer:
                     continue  # finished meanwhile: its acknowledgement settles it
                 if attempt.message.claim.message_id in held:
                     attempt.renewed_at = asked_at
+                    if held[attempt.message.claim.message_id]:  # the cancel NOTIFY was missed
+                        self._request_cancel(attempt)
                 else:
                     self._lose(attempt, "the heartbeat was refused")
 
@@ -498,6 +537,7 @@ class Consumer:
         self._ack_signal.set()
         await asyncio.gather(*self._loops[1:], return_exceptions=True)
         self._store.wakeups.unsubscribe(self.queue, self._signal)
+        self._store.wakeups.off_cancel(self._on_cancel_request)
 
     async def _grace_period(self, grace: float) -> None:
         if not self._attempt_tasks or grace <= 0 or self._hurry.is_set():

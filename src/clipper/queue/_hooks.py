@@ -48,10 +48,22 @@ class DeadLetterEntry:
 
 
 class Wakeups:
-    """Per-queue events that tell idle consumers to look again (a hint, never the only path)."""
+    """Per-queue events that tell idle consumers to look again (a hint, never the only path),
+    and the requests to stop a running attempt (by message id) that a cancel sends."""
 
     def __init__(self) -> None:
         self._events: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._cancel_callbacks: set[Callable[[int], None]] = set()
+
+    def on_cancel(self, callback: Callable[[int], None]) -> None:
+        self._cancel_callbacks.add(callback)
+
+    def off_cancel(self, callback: Callable[[int], None]) -> None:
+        self._cancel_callbacks.discard(callback)
+
+    def cancel(self, message_id: int) -> None:
+        for callback in list(self._cancel_callbacks):
+            callback(message_id)
 
     def subscribe(self, queue: str) -> asyncio.Event:
         event = asyncio.Event()

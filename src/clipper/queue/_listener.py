@@ -25,6 +25,7 @@ class Listener:
         self,
         conninfo: str,
         channel: str,
+        cancel_channel: str,
         wakeups: Wakeups,
         *,
         check_interval: float,
@@ -35,6 +36,7 @@ class Listener:
     ) -> None:
         self._conninfo = conninfo
         self._channel = channel
+        self._cancel_channel = cancel_channel
         self._wakeups = wakeups
         self._check_interval = check_interval
         self._reconnect_max = reconnect_max_seconds
@@ -86,15 +88,19 @@ class Listener:
             self._deadline,
         )
         async with conn:
-            listen = sql.SQL("LISTEN {}").format(sql.Identifier(self._channel))
-            await bounded(conn.execute(listen), self._deadline)
+            for channel in (self._channel, self._cancel_channel):
+                listen = sql.SQL("LISTEN {}").format(sql.Identifier(channel))
+                await bounded(conn.execute(listen), self._deadline)
             self.alive = True
             self.connected.set()
             self._wakeups.notify_all()  # anything published while we were away
             logger.info("listening for queue wake-ups on %s", self._channel)
             while True:
                 async for notify in conn.notifies(timeout=self._check_interval):
-                    self._wakeups.notify(notify.payload)
+                    if notify.channel == self._cancel_channel:
+                        self._wakeups.cancel(int(notify.payload))
+                    else:
+                        self._wakeups.notify(notify.payload)
                 # No hint for a while: prove the socket is alive (a half-open one never errors,
                 # so the check has a deadline of its own).
                 await bounded(conn.execute("SELECT 1"), self._deadline)

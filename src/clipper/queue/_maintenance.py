@@ -20,9 +20,13 @@ async def run_retention(
     retention_hours: float,
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,
+    *,
+    stats_days: float,
 ) -> RetentionResult:
-    """Delete completed and failed messages older than `retention_hours`; never an unfinished
-    one. Each batch is its own short transaction, so retention never holds a long snapshot."""
+    """Delete completed, failed and cancelled messages older than `retention_hours`, never an
+    unfinished one, and stats older than `stats_days`. Each batch is its own short
+    transaction, so retention never holds a long snapshot."""
+    await store.prune_stats(stats_days)
     deleted = 0
     while True:
         count = await store.delete_finished(retention_hours, batch_size)

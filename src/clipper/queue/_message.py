@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -139,6 +140,28 @@ class QueueDepth:
     scheduled: int = 0
     active: int = 0
     oldest_ready_age_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """What finished in one queue in one minute (database clock), from the stats table."""
+
+    queue: str
+    minute: datetime
+    completed: int = 0
+    retried: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    cancelled: int = 0
+
+
+class CancelOutcome(enum.StrEnum):
+    """What `cancel()` did."""
+
+    CANCELLED = "cancelled"  # it was waiting (ready or scheduled): it will never run
+    CANCELLING = "cancelling"  # it is running: its handler is being stopped
+    FINISHED = "finished"  # it had already completed, failed or been cancelled
+    NOT_FOUND = "not found"  # the queue has no message for that job
 
 
 @dataclass(frozen=True, slots=True)

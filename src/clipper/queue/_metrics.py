@@ -39,6 +39,9 @@ class QueueMetrics:
         self.lease_lost = counter(
             "clipper_queue_lease_lost", "Settle or extend calls refused: the lease was lost."
         )
+        self.cancelled = counter(
+            "clipper_queue_cancelled", "Messages ended cancelled (waiting or running)."
+        )
         self.released = counter(
             "clipper_queue_released", "Attempts given back at shutdown (attempt not counted)."
         )

@@ -43,3 +43,8 @@ def load_schema_versions(schema: str) -> tuple[tuple[int, bytes], ...]:
 def notify_channel(schema: str) -> str:
     """The LISTEN/NOTIFY channel of a schema's queues; the payload names the queue."""
     return f"{schema}_wakeup"
+
+
+def cancel_channel(schema: str) -> str:
+    """The channel that asks consumers to stop an attempt; the payload is its message id."""
+    return f"{schema}_cancel"

@@ -11,7 +11,7 @@ import asyncio
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -25,10 +25,11 @@ from ._message import (
     ErrorInfo,
     QueueDepth,
     QueueMessage,
+    QueueStats,
     ReceivedMessage,
     RetryNotice,
 )
-from ._sql import load_queries, notify_channel
+from ._sql import cancel_channel, load_queries, notify_channel
 
 T = TypeVar("T")
 Connection = psycopg.AsyncConnection[Any]
@@ -106,6 +107,7 @@ class PostgresStore:
         self._dead_letter_max_attempts = dead_letter_max_attempts
         self._queries = load_queries(schema)
         self._channel = notify_channel(schema)
+        self.cancel_channel = cancel_channel(schema)
         # One retention lock per schema, so two Clipper deployments in one database do not block.
         self._retention_lock_key = zlib.crc32(f"{schema}.retention".encode())
         self.wakeups = Wakeups()
@@ -221,11 +223,15 @@ class PostgresStore:
             ) in rows
         ]
 
-    async def claim_expired_final(self, queue: str, limit: int, visibility: float) -> list[Claim]:
+    async def claim_expired_final(
+        self, queue: str, limit: int, visibility: float
+    ) -> list[tuple[Claim, bool]]:
+        """Expired attempts to end: each claim, and whether it was asked to cancel (else its
+        attempts are used up)."""
         rows = await self._execute(
             "claim_expired_final", {"queue": queue, "limit": limit, "visibility": visibility}
         )
-        return [Claim(message_id, token) for message_id, token in rows]
+        return [(Claim(message_id, token), cancelling) for message_id, token, cancelling in rows]
 
     def _batch(self, claims: Sequence[Claim]) -> dict[str, Any]:
         return {
@@ -244,16 +250,22 @@ class PostgresStore:
         rows = await self._execute_in("complete", self._batch([claim]), conn)
         return bool(rows)
 
-    async def extend(self, claims: Sequence[Claim], seconds: float) -> set[int]:
+    async def extend(self, claims: Sequence[Claim], seconds: float) -> dict[int, bool]:
+        """The message ids still held, each with whether it was asked to cancel."""
         params = self._batch(claims) | {"seconds": seconds}
-        return {row[0] for row in await self._execute("extend", params)}
+        return {
+            message_id: cancelling
+            for message_id, cancelling in await self._execute("extend", params)
+        }
 
     async def release(self, claims: Sequence[Claim]) -> set[int]:
         return {row[0] for row in await self._execute("release", self._batch(claims))}
 
     async def retry(
         self, claim: Claim, delay: float, error: ErrorInfo, options: SettleOptions
-    ) -> RetryNotice | None:
+    ) -> RetryNotice | Literal["cancelled"] | None:
+        """The retry scheduled; "cancelled" when the message was asked to cancel meanwhile
+        (it ended so instead); None when the lease was lost."""
         params = {
             "id": claim.message_id,
             "token": claim.lease_token,
@@ -262,12 +274,16 @@ class PostgresStore:
             "channel": self._channel,
         }
 
-        async def settle(conn: Connection, hook_connection: Any) -> RetryNotice | None:
+        async def settle(
+            conn: Connection, hook_connection: Any
+        ) -> RetryNotice | Literal["cancelled"] | None:
             cursor = await conn.execute(self._queries["retry"], params)
             row = await cursor.fetchone()
             if row is None:
                 return None
-            job_id, attempts, run_after, _ = row
+            job_id, attempts, run_after, state, _ = row
+            if state == "cancelled":
+                return "cancelled"
             notice = RetryNotice(job_id, attempts, error, run_after)
             if options.on_retry is not None:
                 await options.on_retry(notice, hook_connection)
@@ -329,6 +345,55 @@ class PostgresStore:
             return letter
 
         return await self._in_transaction(settle, options)
+
+    async def cancel_attempt(self, claim: Claim) -> bool:
+        """End an attempt stopped by a cancel request; False when the lease was lost."""
+        params = {"id": claim.message_id, "token": claim.lease_token}
+        return bool(await self._execute("cancel_attempt", params))
+
+    async def cancel(self, queue: str, job_id: uuid.UUID) -> str | None:
+        """Cancel a message; the state it was in, or None when the queue has no such job."""
+        params = {"queue": queue, "job_id": job_id, "cancel_channel": self.cancel_channel}
+        rows = await self._execute("cancel", params)
+        return str(rows[0][0]) if rows else None
+
+    async def publish_many(
+        self,
+        queue: str,
+        messages: Sequence[QueueMessage],
+        *,
+        max_attempts: int,
+        delay: float,
+        conn: Any,
+    ) -> list[uuid.UUID]:
+        params = {
+            "queue": queue,
+            "job_ids": [message.job_id for message in messages],
+            "priorities": [message.priority for message in messages],
+            "payloads": [None if m.payload is None else Jsonb(m.payload) for m in messages],
+            "max_attempts": max_attempts,
+            "delay": delay,
+            "channel": self._channel,
+        }
+        return [row[0] for row in await self._execute_in("publish_many", params, conn)]
+
+    async def set_paused(self, queue: str, paused: bool) -> None:
+        params = {"queue": queue, "paused": paused, "channel": self._channel}
+        await self._execute("set_paused", params)
+
+    async def paused_queues(self) -> list[str]:
+        return [row[0] for row in await self._execute("paused_queues", {})]
+
+    async def stats(self, queue: str | None, minutes: int) -> list[QueueStats]:
+        rows = await self._execute("stats", {"queue": queue, "minutes": minutes})
+        return [QueueStats(*row) for row in rows]
+
+    async def prune_stats(self, days: float) -> int:
+        async def work(conn: Connection) -> int:
+            cursor = await conn.execute(self._queries["prune_stats"], {"days": days})
+            return cursor.rowcount
+
+        return await self._with_connection(work)
 
     async def next_due(self, queue: str) -> float | None:
         rows = await self._execute("next_due", {"queue": queue})

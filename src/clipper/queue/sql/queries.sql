@@ -1,7 +1,9 @@
 -- Every runtime query of the PostgreSQL queue engine. {schema} is replaced by the configured
 -- schema as a quoted identifier when the file is loaded; values are always bind parameters.
--- States: ready -> active -> completed | failed; a failed attempt goes active -> ready.
--- Times come from the database clock (now()), never the worker's.
+-- States: ready -> active -> completed | failed | cancelled; a failed attempt goes
+-- active -> ready. Times come from the database clock (now()), never the worker's.
+-- Statements that finish work also count it in {schema}.stats (queue, minute, a shard of
+-- mod(pg_backend_pid(), 4) so concurrent acknowledgements rarely wait on one row).
 
 -- name: publish
 -- Enqueue one message unless the queue already holds its job id; notify on commit.
@@ -14,19 +16,41 @@ WITH inserted AS (
 )
 SELECT pg_notify(%(channel)s, queue) FROM inserted;
 
+-- name: publish_many
+-- Enqueue a batch in one statement; returns the job ids that were new (the others were
+-- already queued, or repeated within the batch). One wake-up per batch: NOTIFY folds
+-- identical notifications of a transaction into one.
+WITH inserted AS (
+    INSERT INTO {schema}.messages (queue, job_id, priority, payload, max_attempts, run_after)
+    SELECT %(queue)s, batch.job_id, batch.priority, batch.payload, %(max_attempts)s,
+           now() + %(delay)s * interval '1 second'
+    FROM unnest(%(job_ids)s::uuid[], %(priorities)s::smallint[], %(payloads)s::jsonb[])
+         AS batch(job_id, priority, payload)
+    ON CONFLICT (queue, job_id) DO NOTHING
+    RETURNING job_id, queue
+)
+SELECT job_id, pg_notify(%(channel)s, queue) FROM inserted;
+
 -- name: claim
 -- Take up to `limit` runnable messages (ready and due, or active with an expired lease and
--- attempts left), best priority first, FIFO within it; count the attempt and lease them.
-WITH ready AS (
+-- attempts left, not asked to cancel), best priority first, FIFO within it; count the attempt
+-- and lease them. Nothing while the queue is paused.
+WITH open AS (
+    SELECT NOT EXISTS (
+        SELECT 1 FROM {schema}.queues WHERE queue = %(queue)s AND paused
+    ) AS claimable
+), ready AS (
     SELECT id, priority FROM {schema}.messages
     WHERE queue = %(queue)s AND state = 'ready' AND run_after <= now()
+      AND (SELECT claimable FROM open)
     ORDER BY priority, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), expired AS (
     SELECT id, priority FROM {schema}.messages
     WHERE queue = %(queue)s AND state = 'active' AND lease_until <= now()
-      AND attempts < max_attempts
+      AND attempts < max_attempts AND cancel_requested_at IS NULL
+      AND (SELECT claimable FROM open)
     ORDER BY lease_until
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -47,12 +71,13 @@ RETURNING m.id, m.lease_token, m.job_id, m.priority, m.payload, m.attempts, m.ma
           m.created_at, extract(epoch FROM now() - m.run_after)::float8 AS pickup_delay;
 
 -- name: claim_expired_final
--- Take messages whose lease expired on their last attempt, so they can be dead-lettered
--- through the normal fenced path (a new token makes the stale worker's settle a no-op).
+-- Take messages whose lease expired on their last attempt, or while asked to cancel, so they
+-- can be dead-lettered (or cancelled) through the normal fenced path (a new token makes the
+-- stale worker's settle a no-op).
 WITH expired AS (
     SELECT id FROM {schema}.messages
     WHERE queue = %(queue)s AND state = 'active' AND lease_until <= now()
-      AND attempts >= max_attempts
+      AND (attempts >= max_attempts OR cancel_requested_at IS NOT NULL)
     ORDER BY lease_until
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -62,46 +87,76 @@ SET lease_token = gen_random_uuid(),
     lease_until = now() + %(visibility)s * interval '1 second'
 FROM expired
 WHERE m.id = expired.id
-RETURNING m.id, m.lease_token;
+RETURNING m.id, m.lease_token, m.cancel_requested_at IS NOT NULL AS cancelling;
 
 -- name: complete
 -- Acknowledge a batch of attempts; only rows still held by the same lease token change.
-UPDATE {schema}.messages AS m
-SET state = 'completed', finished_at = now(), lease_token = NULL, lease_until = NULL
-FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS done(id, token)
-WHERE m.id = done.id AND m.lease_token = done.token AND m.state = 'active'
-RETURNING m.id;
+WITH done AS (
+    UPDATE {schema}.messages AS m
+    SET state = 'completed', finished_at = now(), lease_token = NULL, lease_until = NULL
+    FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS acked(id, token)
+    WHERE m.id = acked.id AND m.lease_token = acked.token AND m.state = 'active'
+    RETURNING m.id, m.queue
+), counted AS (
+    INSERT INTO {schema}.stats (queue, minute, shard, completed)
+    SELECT queue, date_trunc('minute', now()), mod(pg_backend_pid(), 4), count(*)
+    FROM done GROUP BY queue
+    ON CONFLICT (queue, minute, shard)
+    DO UPDATE SET completed = stats.completed + EXCLUDED.completed
+)
+SELECT id FROM done;
 
 -- name: extend
--- Heartbeat: push the leases of a batch of attempts forward; returns the ones still held.
+-- Heartbeat: push the leases of a batch of attempts forward; returns the ones still held, and
+-- whether each was asked to cancel (the fallback when the cancel NOTIFY was missed).
 UPDATE {schema}.messages AS m
 SET lease_until = now() + %(seconds)s * interval '1 second'
 FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS held(id, token)
 WHERE m.id = held.id AND m.lease_token = held.token AND m.state = 'active'
-RETURNING m.id;
+RETURNING m.id, m.cancel_requested_at IS NOT NULL AS cancelling;
 
 -- name: release
--- Give back attempts that shutdown stopped: runnable at once, the attempt not counted.
+-- Give back attempts that shutdown (or a systemic failure) stopped: runnable at once, the
+-- attempt not counted; one asked to cancel ends cancelled instead.
 WITH released AS (
     UPDATE {schema}.messages AS m
-    SET state = 'ready', attempts = m.attempts - 1, run_after = now(),
+    SET state = CASE WHEN m.cancel_requested_at IS NULL THEN 'ready' ELSE 'cancelled' END,
+        attempts = m.attempts - 1, run_after = now(),
+        finished_at = CASE WHEN m.cancel_requested_at IS NULL THEN NULL ELSE now() END,
         lease_token = NULL, lease_until = NULL
     FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS held(id, token)
     WHERE m.id = held.id AND m.lease_token = held.token AND m.state = 'active'
-    RETURNING m.id, m.queue
+    RETURNING m.id, m.queue, m.state
+), counted AS (
+    INSERT INTO {schema}.stats (queue, minute, shard, cancelled)
+    SELECT queue, date_trunc('minute', now()), mod(pg_backend_pid(), 4), count(*)
+    FROM released WHERE state = 'cancelled' GROUP BY queue
+    ON CONFLICT (queue, minute, shard)
+    DO UPDATE SET cancelled = stats.cancelled + EXCLUDED.cancelled
 )
 SELECT id, pg_notify(%(channel)s, queue) FROM released;
 
 -- name: retry
--- A failed attempt with attempts left: back off, keep the error, wake consumers for it.
+-- A failed attempt with attempts left: back off, keep the error, wake consumers for it. One
+-- asked to cancel meanwhile ends cancelled instead (returned with state 'cancelled').
 WITH retried AS (
     UPDATE {schema}.messages
-    SET state = 'ready', run_after = now() + %(delay)s * interval '1 second',
+    SET state = CASE WHEN cancel_requested_at IS NULL THEN 'ready' ELSE 'cancelled' END,
+        finished_at = CASE WHEN cancel_requested_at IS NULL THEN NULL ELSE now() END,
+        run_after = now() + %(delay)s * interval '1 second',
         lease_token = NULL, lease_until = NULL, last_error = %(error)s
     WHERE id = %(id)s AND lease_token = %(token)s AND state = 'active'
-    RETURNING queue, job_id, attempts, run_after
+    RETURNING queue, job_id, attempts, run_after, state
+), counted AS (
+    INSERT INTO {schema}.stats (queue, minute, shard, retried, cancelled)
+    SELECT queue, date_trunc('minute', now()), mod(pg_backend_pid(), 4),
+           (state = 'ready')::int, (state = 'cancelled')::int
+    FROM retried
+    ON CONFLICT (queue, minute, shard)
+    DO UPDATE SET retried = stats.retried + EXCLUDED.retried,
+                  cancelled = stats.cancelled + EXCLUDED.cancelled
 )
-SELECT job_id, attempts, run_after, pg_notify(%(channel)s, queue) FROM retried;
+SELECT job_id, attempts, run_after, state, pg_notify(%(channel)s, queue) FROM retried;
 
 -- name: dead_letter
 -- The last attempt failed: end the message and copy it, with its error, into the
@@ -127,21 +182,104 @@ WITH dead AS (
     WHERE %(dead_letter_queue)s::text IS NOT NULL
     ON CONFLICT (queue, job_id) DO UPDATE
     SET state = 'ready', payload = EXCLUDED.payload, attempts = 0, run_after = now(),
-        finished_at = NULL, last_error = NULL, lease_token = NULL, lease_until = NULL
+        finished_at = NULL, last_error = NULL, lease_token = NULL, lease_until = NULL,
+        cancel_requested_at = NULL
     RETURNING queue
+), counted AS (
+    INSERT INTO {schema}.stats (queue, minute, shard, failed, dead_lettered)
+    SELECT queue, date_trunc('minute', now()), mod(pg_backend_pid(), 4), 1,
+           (%(dead_letter_queue)s::text IS NOT NULL)::int
+    FROM dead
+    ON CONFLICT (queue, minute, shard)
+    DO UPDATE SET failed = stats.failed + 1,
+                  dead_lettered = stats.dead_lettered + EXCLUDED.dead_lettered
 )
 SELECT dead.queue, dead.job_id, dead.priority, dead.payload, dead.attempts, dead.created_at,
        dead.finished_at, (SELECT pg_notify(%(channel)s, letter.queue) FROM letter) AS notified
 FROM dead;
 
+-- name: cancel_attempt
+-- End an attempt that stopped because it was asked to cancel: not retried, not
+-- dead-lettered; fenced like every settle.
+WITH ended AS (
+    UPDATE {schema}.messages
+    SET state = 'cancelled', finished_at = now(), lease_token = NULL, lease_until = NULL
+    WHERE id = %(id)s AND lease_token = %(token)s AND state = 'active'
+    RETURNING queue
+), counted AS (
+    INSERT INTO {schema}.stats (queue, minute, shard, cancelled)
+    SELECT queue, date_trunc('minute', now()), mod(pg_backend_pid(), 4), 1 FROM ended
+    ON CONFLICT (queue, minute, shard) DO UPDATE SET cancelled = stats.cancelled + 1
+)
+SELECT queue FROM ended;
+
+-- name: cancel
+-- Cancel one message by job id: a ready (or scheduled) one ends at once; an active one is
+-- asked to stop, and its consumer is told (NOTIFY on the cancel channel, payload the message
+-- id; its heartbeat is the fallback). Returns the state it was in; no row: no such message.
+WITH target AS (
+    SELECT id, state FROM {schema}.messages
+    WHERE queue = %(queue)s AND job_id = %(job_id)s
+    FOR UPDATE
+), ended AS (
+    UPDATE {schema}.messages AS m
+    SET state = 'cancelled', finished_at = now(), cancel_requested_at = now()
+    FROM target
+    WHERE m.id = target.id AND target.state = 'ready'
+    RETURNING m.queue
+), asked AS (
+    UPDATE {schema}.messages AS m
+    SET cancel_requested_at = coalesce(m.cancel_requested_at, now())
+    FROM target
+    WHERE m.id = target.id AND target.state = 'active'
+    RETURNING m.id
+), counted AS (
+    INSERT INTO {schema}.stats (queue, minute, shard, cancelled)
+    SELECT queue, date_trunc('minute', now()), mod(pg_backend_pid(), 4), 1 FROM ended
+    ON CONFLICT (queue, minute, shard) DO UPDATE SET cancelled = stats.cancelled + 1
+)
+SELECT target.state,
+       (SELECT pg_notify(%(cancel_channel)s, asked.id::text) FROM asked) AS notified
+FROM target;
+
+-- name: set_paused
+-- Pause or resume a queue; resuming wakes its consumers at once.
+WITH changed AS (
+    INSERT INTO {schema}.queues (queue, paused) VALUES (%(queue)s, %(paused)s)
+    ON CONFLICT (queue) DO UPDATE SET paused = EXCLUDED.paused, updated_at = now()
+    RETURNING queue, paused
+)
+SELECT queue, (SELECT pg_notify(%(channel)s, changed.queue) WHERE NOT changed.paused)
+FROM changed;
+
+-- name: paused_queues
+-- The queues paused now.
+SELECT queue FROM {schema}.queues WHERE paused ORDER BY queue;
+
+-- name: stats
+-- Finished work per queue and minute over the last `minutes` (the shards summed).
+SELECT queue, minute, sum(completed)::bigint, sum(retried)::bigint, sum(failed)::bigint,
+       sum(dead_lettered)::bigint, sum(cancelled)::bigint
+FROM {schema}.stats
+WHERE minute >= date_trunc('minute', now()) - %(minutes)s * interval '1 minute'
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+GROUP BY queue, minute
+ORDER BY queue, minute;
+
+-- name: prune_stats
+-- Retention of the stats: minutes older than the horizon.
+DELETE FROM {schema}.stats WHERE minute < now() - %(days)s * interval '1 day';
+
 -- name: next_due
--- Seconds until the next message of a queue becomes runnable (a retry or an expiring lease).
+-- Seconds until the next message of a queue becomes runnable (a retry or an expiring lease);
+-- none while the queue is paused (its consumers then wait for a wake-up or their poll).
 SELECT extract(epoch FROM least(
     (SELECT min(run_after) FROM {schema}.messages
      WHERE queue = %(queue)s AND state = 'ready'),
     (SELECT min(lease_until) FROM {schema}.messages
      WHERE queue = %(queue)s AND state = 'active')
-) - now())::float8 AS seconds;
+) - now())::float8 AS seconds
+WHERE NOT EXISTS (SELECT 1 FROM {schema}.queues WHERE queue = %(queue)s AND paused);
 
 -- name: depth
 -- Unfinished messages per queue for metrics and `clipper queue stats` (partial indexes only).
@@ -161,7 +299,7 @@ ORDER BY queue;
 -- transaction that holds the retention lock, so concurrent runs never overlap).
 WITH doomed AS (
     SELECT id FROM {schema}.messages
-    WHERE state IN ('completed', 'failed')
+    WHERE state IN ('completed', 'failed', 'cancelled')
       AND finished_at < now() - %(retention_hours)s * interval '1 hour'
     ORDER BY finished_at
     LIMIT %(batch)s
@@ -197,7 +335,7 @@ WITH letters AS (
     FROM letters
     ON CONFLICT (queue, job_id) DO UPDATE
     SET state = 'ready', attempts = 0, run_after = now(), finished_at = NULL,
-        lease_token = NULL, lease_until = NULL
+        lease_token = NULL, lease_until = NULL, cancel_requested_at = NULL
     WHERE messages.state = 'failed'
     RETURNING job_id
 ), removed AS (
@@ -215,8 +353,8 @@ WITH revived AS (
     ON CONFLICT (queue, job_id) DO UPDATE
     SET state = 'ready', attempts = 0, run_after = now(), finished_at = NULL,
         lease_token = NULL, lease_until = NULL, priority = EXCLUDED.priority,
-        payload = EXCLUDED.payload
-    WHERE messages.state IN ('completed', 'failed')
+        payload = EXCLUDED.payload, cancel_requested_at = NULL
+    WHERE messages.state IN ('completed', 'failed', 'cancelled')
     RETURNING queue
 ), removed AS (
     DELETE FROM {schema}.messages

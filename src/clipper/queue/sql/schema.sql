@@ -41,3 +41,33 @@ ALTER TABLE {schema}.messages SET (autovacuum_vacuum_scale_factor = 0.02,
 -- version: 2
 -- Priority is the caller's integer (lower runs first), not three fixed levels.
 ALTER TABLE {schema}.messages DROP CONSTRAINT IF EXISTS messages_priority_check;
+
+-- version: 3
+-- Cancel: a message may end 'cancelled'; an active one is first asked to stop.
+ALTER TABLE {schema}.messages DROP CONSTRAINT IF EXISTS messages_state_check;
+ALTER TABLE {schema}.messages ADD CONSTRAINT messages_state_check
+    CHECK (state IN ('ready', 'active', 'completed', 'failed', 'cancelled'));
+ALTER TABLE {schema}.messages ADD COLUMN IF NOT EXISTS cancel_requested_at timestamptz;
+DROP INDEX IF EXISTS {schema}.messages_finished_idx;
+CREATE INDEX messages_finished_idx ON {schema}.messages (finished_at)
+    WHERE state IN ('completed', 'failed', 'cancelled');
+-- Pause: no message of a queue listed here as paused is claimed.
+CREATE TABLE {schema}.queues (
+    queue      text        PRIMARY KEY,
+    paused     boolean     NOT NULL DEFAULT false,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+-- Stats: what finished per queue and minute, counted by the statements that finish it (so
+-- dashboards never scan the messages), in a few shards per minute so that concurrent
+-- acknowledgements do not queue on one row. Readers sum the shards.
+CREATE TABLE {schema}.stats (
+    queue         text        NOT NULL,
+    minute        timestamptz NOT NULL,
+    shard         smallint    NOT NULL,
+    completed     integer     NOT NULL DEFAULT 0,
+    retried       integer     NOT NULL DEFAULT 0,
+    failed        integer     NOT NULL DEFAULT 0,
+    dead_lettered integer     NOT NULL DEFAULT 0,
+    cancelled     integer     NOT NULL DEFAULT 0,
+    PRIMARY KEY (queue, minute, shard)
+);
