@@ -4,7 +4,8 @@ PostgreSQL is noticed instead of hanging a worker (and the leases it holds) fore
 Three layers, each for a different failure:
 - TCP keepalives and `tcp_user_timeout`: the kernel gives up on a peer that stopped answering
   (a cable pulled, a VM frozen), which otherwise looks like an idle connection for hours.
-- A client-side deadline around every statement (`bounded`): catches what TCP cannot, e.g.
+- A client-side deadline around every statement (`on_connection_within`, and `bounded` for
+  work that is not one connection's statement): catches what TCP cannot, e.g.
   a proxy or pooler that keeps the socket open but forwards nothing.
 - Server-side `statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout`:
   a session whose client vanished mid-transaction stops holding row locks on the server.
@@ -17,6 +18,8 @@ import math
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import psycopg
 
 T = TypeVar("T")
 
@@ -71,6 +74,35 @@ class ConnectionTimeouts:
 
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
+
+
+async def on_connection_within(
+    conn: psycopg.AsyncConnection[Any], work: Awaitable[T], seconds: float
+) -> T:
+    """Await `work`, which talks over `conn`, for at most `seconds`; past that, close `conn`
+    at once and raise TimeoutError. This is the hot-path form of `bounded`: no task per
+    statement, only a timer. Closing the connection before cancelling matters: psycopg, seeing
+    it dead, does not try to cancel the statement over the same dead path first."""
+    task = asyncio.current_task()
+    assert task is not None, "runs inside a task"
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        conn.pgconn.finish()
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(seconds, expire)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not expired:
+            raise
+        task.uncancel()
+        raise TimeoutError(f"no answer from the database within {seconds:g} s") from None
+    finally:
+        timer.cancel()
 
 
 async def bounded(work: Awaitable[T], seconds: float) -> T:

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from ._deadlines import ConnectionTimeouts, bounded
+from ._deadlines import ConnectionTimeouts, on_connection_within
 from ._hooks import DeadLetterEntry, SettleOptions, Wakeups
 from ._message import (
     Claim,
@@ -119,11 +119,15 @@ class PostgresStore:
         that connection turns out to be dead (killed, or the server restarted while it sat
         idle), run it once more on a fresh one. Every engine statement is safe to repeat:
         publish is ON CONFLICT DO NOTHING, settles are fenced by the lease token, and a
-        transaction that failed rolled back whole. Each try has the statement deadline: past
-        it, TimeoutError (the connection is abandoned, see `bounded`)."""
+        transaction that failed rolled back whole. Each statement has the deadline: past it,
+        TimeoutError (its connection is closed, see `on_connection_within`)."""
+
+        async def bounded_work(conn: Connection) -> T:
+            return await on_connection_within(conn, work(conn), self._deadline)
+
         for last_try in (False, True):
             try:
-                return await bounded(self._on_some_connection(work, lane), self._deadline)
+                return await self._on_some_connection(bounded_work, lane)
             except psycopg.OperationalError as exc:
                 if last_try or not _connection_lost(exc):
                     raise
@@ -134,7 +138,7 @@ class PostgresStore:
     ) -> T:
         if lane is not None and not lane.busy:
             return await lane.run(work)
-        async with self._pool.connection() as conn:
+        async with self._pool.connection(timeout=self._deadline) as conn:
             return await work(conn)
 
     async def _execute(
@@ -298,13 +302,9 @@ class PostgresStore:
     ) -> T:
         """Run `settle` in the application's transaction when it gave one, else in ours."""
         if options.transaction is not None:
-
-            async def in_theirs() -> T:
-                assert options.transaction is not None
-                async with options.transaction() as outer:
-                    return await settle(await driver_connection(outer), outer)
-
-            return await bounded(in_theirs(), self._deadline)
+            async with options.transaction() as outer:
+                driver = await driver_connection(outer)
+                return await on_connection_within(driver, settle(driver, outer), self._deadline)
 
         async def work(conn: Connection) -> T:
             async with conn.transaction():
