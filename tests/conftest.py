@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,8 +110,15 @@ class PrivatePostgres:
 
 
 @pytest.fixture
-def private_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePostgres]:
-    cluster = PrivatePostgres(tmp_path_factory.mktemp("pg", numbered=True))
-    migrate.upgrade(cluster.url, QUEUE_SCHEMA)
-    yield cluster
-    cluster.stop()  # a test may leave it stopped: stopping twice only complains
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A migrated private cluster, outside pytest's temporary folders: as root the cluster runs
+    as the `pgserver` user, and any pytest session that starts meanwhile resets
+    /tmp/pytest-of-root to mode 0700, after which pg_ctl could no longer reach its data."""
+    root = Path(tempfile.mkdtemp(prefix="clipper-pg-"))
+    try:
+        cluster = PrivatePostgres(root / "pg")
+        migrate.upgrade(cluster.url, QUEUE_SCHEMA)
+        yield cluster
+        cluster.stop()  # a test may leave it stopped: stopping twice only complains
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -22,6 +22,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None
         "QUEUE_CONCURRENCY",
         "DB_STATEMENT_TIMEOUT_SEC",
         "DB_LOCK_TIMEOUT_SEC",
+        "DB_IDLE_IN_TRANSACTION_TIMEOUT_SEC",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(str(tmp_path))  # no stray .env file
@@ -111,7 +112,7 @@ def test_database_deadlines_follow_the_visibility_window(monkeypatch: pytest.Mon
     assert kwargs["keepalives"] == 1
     assert kwargs["tcp_user_timeout"] == 30_000
     assert "statement_timeout=2000" in short.server_options()
-    assert "idle_in_transaction_session_timeout=30000" in short.server_options()
+    assert "idle_in_transaction_session_timeout=2000" in short.server_options()
 
 
 def test_a_statement_timeout_that_outlasts_the_lease_is_refused(
@@ -125,3 +126,7 @@ def test_a_statement_timeout_that_outlasts_the_lease_is_refused(
     assert message.startswith("invalid setting DB_STATEMENT_TIMEOUT_SEC:")
     assert "QUEUE_VISIBILITY_SEC" in message
     assert "\n" not in message
+    monkeypatch.setenv("DB_STATEMENT_TIMEOUT_SEC", "2")
+    monkeypatch.setenv("DB_IDLE_IN_TRANSACTION_TIMEOUT_SEC", "12")
+    with pytest.raises(ConfigError, match=r"^invalid setting DB_IDLE_IN_TRANSACTION_TIMEOUT_SEC:"):
+        load_settings()

@@ -71,8 +71,8 @@ class Settings(BaseSettings):
     db_lock_timeout_sec: float | None = Field(
         default=None, validation_alias="DB_LOCK_TIMEOUT_SEC", gt=0
     )
-    db_idle_in_transaction_timeout_sec: float = Field(
-        default=30, validation_alias="DB_IDLE_IN_TRANSACTION_TIMEOUT_SEC", gt=0
+    db_idle_in_transaction_timeout_sec: float | None = Field(
+        default=None, validation_alias="DB_IDLE_IN_TRANSACTION_TIMEOUT_SEC", gt=0
     )
     db_tcp_keepalive_idle_sec: float = Field(
         default=10, validation_alias="DB_TCP_KEEPALIVE_IDLE_SEC", gt=0
@@ -133,11 +133,11 @@ class Settings(BaseSettings):
         overrides = {
             "statement_seconds": self.db_statement_timeout_sec,
             "lock_seconds": self.db_lock_timeout_sec,
+            "idle_in_transaction_seconds": self.db_idle_in_transaction_timeout_sec,
         }
         return ConnectionTimeouts.for_visibility(
             self.queue_visibility_sec,
             connect_seconds=self.db_connect_timeout_sec,
-            idle_in_transaction_seconds=self.db_idle_in_transaction_timeout_sec,
             keepalive_idle_seconds=self.db_tcp_keepalive_idle_sec,
             tcp_user_timeout_seconds=self.db_tcp_user_timeout_sec,
             **{name: value for name, value in overrides.items() if value is not None},
@@ -174,13 +174,21 @@ def load_settings() -> Settings:
             "invalid setting QUEUE_RETRY_BACKOFF_MS_BASE: must not exceed "
             "QUEUE_RETRY_BACKOFF_MS_MAX"
         )
-    statement = settings.connection_timeouts().statement_seconds
-    if statement >= settings.queue_visibility_sec:
-        raise ConfigError(
-            "invalid setting DB_STATEMENT_TIMEOUT_SEC: must be shorter than "
-            f"QUEUE_VISIBILITY_SEC ({settings.queue_visibility_sec:g}), or a hung heartbeat "
-            "would outlast the lease"
-        )
+    timeouts = settings.connection_timeouts()
+    visibility = settings.queue_visibility_sec
+    for name, seconds, why in (
+        ("DB_STATEMENT_TIMEOUT_SEC", timeouts.statement_seconds, "a hung heartbeat"),
+        (
+            "DB_IDLE_IN_TRANSACTION_TIMEOUT_SEC",
+            timeouts.idle_in_transaction_seconds,
+            "a frozen worker's row locks",
+        ),
+    ):
+        if seconds >= visibility:
+            raise ConfigError(
+                f"invalid setting {name}: must be shorter than QUEUE_VISIBILITY_SEC "
+                f"({visibility:g}), or {why} would outlast the lease"
+            )
     return settings
 
 

@@ -40,11 +40,20 @@ class ConnectionTimeouts:
 
     @classmethod
     def for_visibility(cls, visibility_seconds: float, **overrides: float) -> ConnectionTimeouts:
-        """The defaults, with statements bounded by half the visibility window (at most 15 s,
-        and locks by at most 5 s) unless `overrides` say otherwise."""
-        statement = overrides.pop("statement_seconds", min(15.0, visibility_seconds / 2))
+        """The defaults, with statements and idle transactions bounded by half the visibility
+        window (at most 15 and 30 s; locks at most 5 s) unless `overrides` say otherwise. A
+        session left idle in a transaction holds its row locks: past the lease, that would
+        block the worker taking the job over."""
+        half = visibility_seconds / 2
+        statement = overrides.pop("statement_seconds", min(15.0, half))
         lock = overrides.pop("lock_seconds", min(5.0, statement))
-        return cls(statement_seconds=statement, lock_seconds=lock, **overrides)
+        idle = overrides.pop("idle_in_transaction_seconds", min(30.0, half))
+        return cls(
+            statement_seconds=statement,
+            lock_seconds=lock,
+            idle_in_transaction_seconds=idle,
+            **overrides,
+        )
 
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:
