@@ -13,9 +13,15 @@ from clipper.db.repositories import JobRepository
 from clipper.domain.clips import ClipRequest
 from clipper.domain.jobs import Priority, SourceType
 from clipper.queue import PostgresQueueAdapter
+from clipper.queue import Priority as QueuePriority
 from clipper.services.jobs import IdempotencyConflictError, create_job
 
 REQUEST = ClipRequest(SourceType.UPLOAD, 1_000, 31_500, Priority.FAST, upload_key="up_1")
+
+
+def test_the_domain_and_the_queue_name_the_same_priorities() -> None:
+    # Jobs are published with the queue's Priority made from the domain's value.
+    assert [p.value for p in Priority] == [p.value for p in QueuePriority]
 
 
 async def _count(sessions: async_sessionmaker[AsyncSession], what: str) -> int:

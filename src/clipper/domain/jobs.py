@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import enum
 
-from ..queue import Priority
-
 __all__ = [
     "EventType",
     "InvalidTransitionError",
@@ -26,6 +24,16 @@ class JobStatus(enum.StrEnum):
     @property
     def terminal(self) -> bool:
         return self in (JobStatus.DONE, JobStatus.FAILED)
+
+
+class Priority(enum.StrEnum):
+    """How soon a clip is wanted. The queue has an enum of the same names (with the ranks it
+    orders by) because it imports nothing of Clipper, and the domain imports nothing of the
+    queue's I/O; the services convert by value (tests/services/test_jobs.py keeps them equal)."""
+
+    FAST = "fast"
+    NORMAL = "normal"
+    BULK = "bulk"
 
 
 class SourceType(enum.StrEnum):
