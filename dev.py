@@ -3,7 +3,7 @@
 
     python3 dev.py run      # the service: API, worker and dead-letter consumer (clipper up)
     python3 dev.py test     # the test suite (pytest arguments may follow)
-    python3 dev.py check    # ruff and mypy
+    python3 dev.py check    # ruff, mypy and the import-linter layer contracts
 
 Each verb first makes .venv and installs the project into it (again only when pyproject.toml
 changes). Without DATABASE_URL, both `run` and `test` use an embedded PostgreSQL whose
@@ -63,6 +63,7 @@ def main() -> int:
         run(str(BIN / "ruff"), "check", ".")
         or run(str(BIN / "ruff"), "format", "--check", ".")
         or run(str(BIN / "mypy"))
+        or run(str(BIN / "lint-imports"))
     )
 
 

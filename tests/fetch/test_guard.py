@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 
-from clipper.fetch.download import SourceTooLargeError, download
+from clipper.fetch.download import (
+    FetchFailedError,
+    FetchRefusedError,
+    SourceTooLargeError,
+    download,
+)
 from clipper.fetch.guard import ForbiddenUrlError, check_url
 
 
@@ -79,14 +84,21 @@ def test_the_allowlist_admits_only_its_hosts() -> None:
 
 
 class Server:
-    """A local HTTP server: /video.mp4 (a file), /jump (redirects elsewhere)."""
+    """A local HTTP server: /video.mp4 (a file), /jump (redirects elsewhere), /loop (redirects
+    to itself), /missing (404) and /down (503)."""
 
     def __init__(self, body: bytes) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                if self.path == "/jump":
+                if self.path in ("/jump", "/loop"):
                     self.send_response(302)
-                    self.send_header("Location", "http://10.0.0.1/video.mp4")
+                    target = "http://10.0.0.1/video.mp4" if self.path == "/jump" else "/loop"
+                    self.send_header("Location", target)
+                    self.end_headers()
+                    return
+                if self.path in ("/missing", "/down"):
+                    self.send_response(404 if self.path == "/missing" else 503)
+                    self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 self.send_response(200)
@@ -163,3 +175,24 @@ async def test_the_vetted_address_is_the_one_connected_to(server: Server, tmp_pa
         resolve=resolving_to("127.0.0.1"),
     )
     assert (tmp_path / "a").stat().st_size == 6000
+
+
+@pytest.mark.parametrize(
+    ("path", "error", "message"),
+    [
+        ("/missing", FetchRefusedError, "HTTP 404"),
+        ("/loop", FetchRefusedError, "more than 5 redirects"),
+        ("/down", FetchFailedError, "HTTP 503"),
+    ],
+)
+async def test_a_refusal_and_a_server_failure_carry_their_own_codes(
+    server: Server, tmp_path: Path, path: str, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        await download(
+            f"{server.base}{path}",
+            tmp_path / "a",
+            max_bytes=10**6,
+            timeout_seconds=10,
+            allowlist=["127.0.0.1"],
+        )

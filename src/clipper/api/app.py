@@ -51,7 +51,6 @@ def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None
             await adapter.start()
         app.state.resources = Resources(
             settings=settings,
-            engine=engine,
             sessions=sessions,
             queue=adapter,
             keys=ApiKeys(settings.enable_api_keys, sessions),

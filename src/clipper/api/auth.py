@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..api_keys import parse_token, verify_secret
-from ..db.repositories import ApiKeyRepository
 from ..errors import UnauthorizedError
+from ..services.keys import verified_key
 
 # A verified token is trusted this long without re-hashing (scrypt is slow on purpose);
 # a revoked key stops working within this time.
@@ -46,12 +45,8 @@ class ApiKeys:
         return caller
 
     async def _verify(self, token: str) -> Caller:
-        parts = parse_token(token)
-        if parts is None:
-            raise UnauthorizedError()
-        key_id, secret = parts
         async with self._sessions() as session:
-            key = await ApiKeyRepository(session).get(key_id)
-        if key is None or key.revoked_at is not None or not verify_secret(secret, key.secret_hash):
+            key = await verified_key(session, token)
+        if key is None:
             raise UnauthorizedError()
         return Caller(key_id=key.id, is_admin=key.is_admin)

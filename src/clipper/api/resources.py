@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..queue import QueueAdapter
 from ..settings import Settings
@@ -17,7 +17,6 @@ from .metrics import ApiMetrics
 @dataclass(frozen=True, slots=True)
 class Resources:
     settings: Settings
-    engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     queue: QueueAdapter
     keys: ApiKeys

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Annotated
 
 import typer
 from rich.progress import Progress
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..db.repositories import JobRepository, NewJob
 from ..db.session import create_engine, session_factory
 from ..domain.clips import ClipRequest
-from ..domain.jobs import EventType, Priority, SourceType
+from ..domain.jobs import Priority, SourceType
 from ..queue import QueueAdapter
 from ..services.jobs import create_job
 from ..services.retention import cleanup_expired_jobs, cleanup_old_uploads
+from ..services.seed import seed_finished_jobs
 from ..settings import Settings
 from ..storage import LocalStorage
 from ._runtime import database_url_or_exit, run, settings_or_exit
@@ -92,30 +90,9 @@ async def _seed(settings: Settings, url: str, count: int) -> str:
             )
             async with sessions.begin() as session:
                 await create_job(session, queue, request)
-            await _seed_finished(sessions, index, keep)
+            async with sessions.begin() as session:
+                await seed_finished_jobs(session, index, keep)
     finally:
         await queue.shutdown()
         await engine.dispose()
     return f"seeded {count * 4} job(s): {count} queued, processing, done and failed each"
-
-
-async def _seed_finished(
-    sessions: async_sessionmaker[AsyncSession], index: int, keep: timedelta
-) -> None:
-    async with sessions.begin() as session:
-        jobs = JobRepository(session)
-        for status in ("processing", "done", "failed"):
-            job = await jobs.add(
-                NewJob(uuid.uuid4(), "normal", "upload", 0, 30_000, upload_key=f"seed_{index}")
-            )
-            assert job is not None
-            running = await jobs.start_attempt(job.id, 1)
-            assert running is not None
-            await jobs.record_progress(job.id, 1, 40, "cut")
-            if status == "done":
-                await jobs.complete(job.id, 1, f"results/{job.id}/1/clip.mp4", None, keep)
-            elif status == "failed":
-                await jobs.add_event(job.id, EventType.RETRY, {"attempt": 1, "seeded": True})
-                await jobs.fail(
-                    running, "SAMPLE_FAILURE", "a seeded failure", {"seeded": True}, keep
-                )

@@ -8,9 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..api_keys import make_key
-from ..db.repositories import ApiKeyRepository
+from ..api_keys import NewKey
 from ..db.session import create_engine, session_factory
+from ..services.keys import all_keys, create_key, revoke_key
 from ._runtime import database_url_or_exit, run, settings_or_exit
 
 app = typer.Typer(
@@ -28,17 +28,16 @@ def create(
     """Make a key and print its token ONCE: it cannot be shown again."""
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
-    key = make_key()
 
-    async def main() -> None:
+    async def main() -> NewKey:
         engine = create_engine(url, pool_size=1)
         try:
             async with session_factory(engine).begin() as session:
-                await ApiKeyRepository(session).add(key.id, name, key.secret_hash, admin)
+                return await create_key(session, name, admin)
         finally:
             await engine.dispose()
 
-    run(main())
+    key = run(main())
     typer.echo(key.token)
     typer.echo(f"key {key.id} created for {name!r}; store the token now.", err=True)
 
@@ -53,7 +52,7 @@ def list_keys() -> None:
         engine = create_engine(url, pool_size=1)
         try:
             async with session_factory(engine)() as session:
-                keys = await ApiKeyRepository(session).all()
+                keys = await all_keys(session)
         finally:
             await engine.dispose()
         table = Table("id", "name", "role", "created", "revoked")
@@ -82,7 +81,7 @@ def revoke(
         engine = create_engine(url, pool_size=1)
         try:
             async with session_factory(engine).begin() as session:
-                return await ApiKeyRepository(session).revoke(key_id)
+                return await revoke_key(session, key_id)
         finally:
             await engine.dispose()
 

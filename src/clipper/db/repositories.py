@@ -36,6 +36,11 @@ class NewJob:
     request_fingerprint: str | None = None
 
 
+async def ping(session: AsyncSession) -> None:
+    """The cheapest round trip: raises when the database does not answer."""
+    await session.execute(select(1))
+
+
 # Finished and past expiry (database clock): what retention may delete.
 _EXPIRED = (
     Job.status.in_([JobStatus.DONE.value, JobStatus.FAILED.value]),

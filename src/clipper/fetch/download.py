@@ -1,5 +1,6 @@
 """Downloading a URL source through the guard: every hop vetted, the vetted address pinned,
-a size cap and a time limit."""
+a size cap and a time limit. Its failures carry codes; the services decide, from the code,
+which are worth another attempt (clipper.services.failures)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,27 @@ from pathlib import Path
 
 import httpx
 
-from ..queue import PermanentError
 from .guard import Resolver, check_url, system_resolver
 
 MAX_REDIRECTS = 5
 
 
-class SourceTooLargeError(PermanentError):
+class SourceTooLargeError(Exception):
+    """The source is over the size cap (MAX_INPUT_MB)."""
+
     code = "SOURCE_TOO_LARGE"
 
 
 class FetchFailedError(Exception):
-    """The server failed or the transfer broke: worth another attempt."""
+    """The server failed (HTTP 5xx), or the transfer broke or took too long."""
 
     code = "FETCH_FAILED"
+
+
+class FetchRefusedError(Exception):
+    """The server will not hand the source over: it answered HTTP 4xx, or kept redirecting."""
+
+    code = "FETCH_REFUSED"
 
 
 async def download(
@@ -47,7 +55,9 @@ async def download(
                         url = str(destination.url.join(response.headers["location"]))
                         continue
                     if response.status_code >= 400:
-                        error = PermanentError if response.status_code < 500 else FetchFailedError
+                        error = (
+                            FetchRefusedError if response.status_code < 500 else FetchFailedError
+                        )
                         raise error(f"the source answered HTTP {response.status_code}")
                     await _save(response, target, max_bytes)
                     return
@@ -57,7 +67,7 @@ async def download(
         raise FetchFailedError(f"fetching the source took over {timeout_seconds:g} s") from None
     except httpx.TransportError as exc:
         raise FetchFailedError(f"fetching the source failed: {exc}") from None
-    raise PermanentError(f"more than {MAX_REDIRECTS} redirects")
+    raise FetchRefusedError(f"more than {MAX_REDIRECTS} redirects")
 
 
 def _pinned(

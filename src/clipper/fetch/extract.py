@@ -8,13 +8,14 @@ from typing import Any
 
 import yt_dlp
 
-from ..queue import PermanentError
 from .download import FetchFailedError
 
 logger = logging.getLogger("clipper.fetch")
 
 
-class UnsupportedUrlError(PermanentError):
+class UnsupportedUrlError(Exception):
+    """yt-dlp finds no single video at the URL."""
+
     code = "UNSUPPORTED_URL"
 
 

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 
 import httpx
 
-from ..queue import PermanentError
-
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
 
-class ForbiddenUrlError(PermanentError):
+class ForbiddenUrlError(Exception):
+    """The guard refuses to connect for this URL; the message says why."""
+
     code = "FORBIDDEN_URL"
 
 

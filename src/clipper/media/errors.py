@@ -1,42 +1,41 @@
-"""Media failures, each with the code a failed job reports. Permanent ones skip retries."""
+"""Media failures, each with the code a failed job reports. Which of them are worth another
+attempt is decided by the services, from the code (clipper.services.failures)."""
 
 from __future__ import annotations
 
-from ..queue import PermanentError
 
-
-class UnreadableMediaError(PermanentError):
+class UnreadableMediaError(Exception):
     """The input is not a readable video or audio file."""
 
     code = "UNREADABLE_INPUT"
 
 
-class SegmentOutOfRangeError(PermanentError):
+class SegmentOutOfRangeError(Exception):
     """The requested segment lies outside the source."""
 
     code = "SEGMENT_OUT_OF_RANGE"
 
 
-class SubtitlesMissingError(PermanentError):
+class SubtitlesMissingError(Exception):
     """The source has no subtitle track (in the requested language)."""
 
     code = "SUBTITLES_MISSING"
 
 
-class SubtitleFontsMissingError(PermanentError):
+class SubtitleFontsMissingError(Exception):
     """Burning subtitles needs fonts, and no fonts folder was found (SUBTITLE_FONTS_DIR)."""
 
     code = "SUBTITLE_FONTS_MISSING"
 
 
-class MissingSourceError(PermanentError):
+class MissingSourceError(Exception):
     """The uploaded source no longer exists."""
 
     code = "SOURCE_MISSING"
 
 
 class FfmpegError(Exception):
-    """FFmpeg failed on input it could read (a full disk, a crash): worth another attempt."""
+    """FFmpeg failed on input it could read (a full disk, a crash)."""
 
     code = "FFMPEG_FAILED"
 

@@ -19,7 +19,7 @@ from ._backoff import retry_delay_seconds
 from ._config import QueueConfig, dead_letter_queue_name
 from ._consumer import Consumer, Handler
 from ._context import JobContext, current_job_id
-from ._deadlines import ConnectionTimeouts
+from ._deadlines import ConnectionTimeouts, bounded
 from ._dlq import AlertHook
 from ._errors import (
     LeaseLostError,
@@ -76,6 +76,7 @@ __all__ = [
     "RetryNotice",
     "SystemicError",
     "TransactionFactory",
+    "bounded",
     "current_job_id",
     "dead_letter_queue_name",
     "install",

@@ -20,16 +20,13 @@ from ..media.cutting import cut_segment
 from ..media.errors import MissingSourceError
 from ..media.probe import MediaInfo, probe
 from ..media.subtitles import burn_filter, cut_sidecar, cut_subtitles, pick_track
-from ..queue import JobContext, PermanentError
+from ..queue import JobContext
 from ..storage import Storage, result_key, source_key, subtitles_key
+from .failures import SourceTooLongError
 from .processing import ClipResult, Progress
 
 # Every attempt's scratch folder is named clip-{job id}-{attempt}-{random}.
 _SCRATCH_PREFIX = "clip-"
-
-
-class SourceTooLongError(PermanentError):
-    code = "SOURCE_TOO_LONG"
 
 
 class Source(Protocol):

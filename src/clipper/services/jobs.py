@@ -1,16 +1,20 @@
-"""Creating a job: the row, its `created` event and its queue message in ONE transaction."""
+"""Jobs: creating one (the row, its `created` event and its queue message in ONE
+transaction), and reading them. Each runs in the caller's session; the caller commits."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..db.models import Job
+from ..db.models import Job, JobEvent
 from ..db.repositories import JobRepository, NewJob
 from ..domain.clips import ClipRequest
 from ..domain.jobs import Priority
+from ..errors import GoneError, NotFoundError
 from ..queue import QueueAdapter, QueueMessage
 
 
@@ -73,3 +77,43 @@ def _replay(job: Job, fingerprint: str | None) -> CreatedJob:
     if job.request_fingerprint != fingerprint:
         raise IdempotencyConflictError("this Idempotency-Key was used with a different request")
     return CreatedJob(job, created=False)
+
+
+async def get_job(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
+    return await JobRepository(session).get(job_id)
+
+
+async def live_job(session: AsyncSession, job_id: uuid.UUID) -> Job:
+    """The job, unless it is unknown (NotFoundError) or expired (GoneError)."""
+    jobs = JobRepository(session)
+    job = await jobs.get(job_id)
+    if job is None:
+        raise NotFoundError()
+    if await jobs.is_expired(job):
+        raise GoneError()
+    return job
+
+
+async def job_events(session: AsyncSession, job_id: uuid.UUID) -> Sequence[JobEvent]:
+    """Everything that happened to a live job (see `live_job`), oldest first."""
+    await live_job(session, job_id)
+    return await JobRepository(session).events(job_id)
+
+
+@dataclass(frozen=True, slots=True)
+class JobList:
+    jobs: Sequence[Job]
+    # Another page follows: it starts after the last of `jobs`.
+    more: bool
+
+
+async def list_jobs(
+    session: AsyncSession,
+    status: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> JobList:
+    """Up to `limit` jobs, newest first, from after `after` (the created_at and id of the
+    previous page's last job)."""
+    found = await JobRepository(session).page(status, after, limit + 1)  # one more: is there?
+    return JobList(found[:limit], more=len(found) > limit)

@@ -26,13 +26,13 @@ from ..queue import (
     DeadLetter,
     JobContext,
     LeaseLostError,
-    PermanentError,
     ReceivedMessage,
     RetryNotice,
     SystemicError,
+    bounded,
 )
-from ..queue._deadlines import bounded
 from ..storage import Storage
+from .failures import NoProcessorError, permanent_failure
 
 logger = logging.getLogger("clipper.worker")
 
@@ -63,10 +63,6 @@ class Progress(Protocol):
 
 
 Processor = Callable[[Job, Progress, JobContext], Awaitable[ClipResult]]
-
-
-class NoProcessorError(PermanentError):
-    code = "NO_PROCESSOR"
 
 
 class ProgressReporter:
@@ -160,6 +156,26 @@ class JobRunner:
         job = await self._database(self._start(message, context))
         if job is None:
             return  # acknowledged: nothing (more) to do for this message
+        result = await self._process(job, context)
+        try:
+            await self._database(self._finish(job, result, context))
+        except LeaseLostError:
+            await self._discard(result)  # the attempt that took over made its own files
+            raise
+
+    async def _process(self, job: Job, context: JobContext) -> ClipResult:
+        """Run the job's processor, handing a failure to the queue as it must see it:
+        systemic when the disk is full, permanent when its code says so (failures.py)."""
+        try:
+            return await self._run_processor(job, context)
+        except Exception as exc:
+            if _disk_full(exc):
+                raise SystemicError("the storage is full", code=StorageFullError.code) from exc
+            if (permanent := permanent_failure(exc)) is not None:
+                raise permanent from exc
+            raise
+
+    async def _run_processor(self, job: Job, context: JobContext) -> ClipResult:
         processor = self._processors.get(job.source_type)
         if processor is None:
             raise NoProcessorError(f"this worker has no processor for {job.source_type} sources")
@@ -167,17 +183,9 @@ class JobRunner:
         try:
             result = await processor(job, reporter, context)
             await reporter.flush()
-        except Exception as exc:
-            if _disk_full(exc):
-                raise SystemicError("the storage is full", code=StorageFullError.code) from exc
-            raise
+            return result
         finally:
             reporter.close()
-        try:
-            await self._database(self._finish(job, result, context))
-        except LeaseLostError:
-            await self._discard(result)  # the attempt that took over made its own files
-            raise
 
     async def _finish(self, job: Job, result: ClipResult, context: JobContext) -> None:
         """Done, with its results, in ONE transaction with the fenced acknowledgement of this
@@ -193,6 +201,7 @@ class JobRunner:
             )
             if not moved:
                 logger.warning("the job was no longer processing for this attempt")
+        logger.info("job done", extra={"attempt": context.attempt, "video": result.video_key})
 
     async def _discard(self, result: ClipResult) -> None:
         if self._storage is None:
@@ -219,7 +228,15 @@ class JobRunner:
                 return None
             if JobStatus(job.status).terminal:
                 return None  # a redelivery of a finished job: idempotent
-            return await jobs.start_attempt(job.id, context.attempt)
+            started = await jobs.start_attempt(job.id, context.attempt)
+        if started is not None:  # the log line carries the job id (current_job_id)
+            logger.info(
+                "attempt %d of %d started",
+                context.attempt,
+                context.max_attempts,
+                extra={"attempt": context.attempt},
+            )
+        return started
 
     async def on_retry(self, notice: RetryNotice, conn: AsyncConnection) -> None:
         """Runs in the queue's retry transaction."""

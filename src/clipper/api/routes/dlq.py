@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from ...db.repositories import JobRepository
 from ...errors import InvalidStateError, NotFoundError
+from ...services.dead_letters import list_dead_letters
+from ...services.jobs import get_job
 from ...services.requeue import requeue_jobs
 from ..deps import ResourcesDep, get_admin
 from ..schemas import DeadLetterRead, JobRead
@@ -22,7 +23,7 @@ async def dead_letters(
 ) -> list[DeadLetterRead]:
     """Failed jobs' dead-letter records, newest first: the request, attempts, last error."""
     async with resources.sessions() as session:
-        records = await JobRepository(session).dead_letters(limit)
+        records = await list_dead_letters(session, limit)
     return [
         DeadLetterRead(job_id=r.job_id, reason=r.reason, payload=r.payload, created_at=r.created_at)
         for r in records
@@ -38,6 +39,6 @@ async def requeue(job_id: uuid.UUID, resources: ResourcesDep) -> JobRead:
             raise NotFoundError()
         if refusal := result.refused.get(job_id):
             raise InvalidStateError(f"this job cannot be requeued: {refusal}")
-        requeued = await JobRepository(session).get(job_id)
+        requeued = await get_job(session, job_id)
     assert requeued is not None
     return JobRead.of(requeued)

@@ -7,10 +7,9 @@ import asyncio
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
-from ...db.repositories import JobRepository
 from ...domain.jobs import JobStatus
+from ...services.health import job_stats, ping_database
 from ..deps import ResourcesDep
 
 router = APIRouter(tags=["operations"])
@@ -27,8 +26,8 @@ async def readyz(resources: ResourcesDep) -> JSONResponse:
     """Ready to serve: the database answers and the queue is healthy; 503 otherwise."""
     checks: dict[str, str] = {}
     try:
-        async with asyncio.timeout(2.0), resources.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with asyncio.timeout(2.0), resources.sessions() as session:
+            await ping_database(session)
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"
@@ -46,12 +45,11 @@ async def metrics(resources: ResourcesDep, response: Response) -> Response:
     """Queue, HTTP and job metrics; job counts are read from the database now."""
     state = resources.metrics
     async with resources.sessions() as session:
-        jobs = JobRepository(session)
-        counts = await jobs.status_counts()
-        for status in JobStatus:
-            state.gauges.jobs.labels(status.value).set(counts.get(status.value, 0))
-        state.gauges.dead.set(await jobs.dead_letter_count())
-        state.gauges.oldest.set(await jobs.oldest_queued_age_seconds())
+        stats = await job_stats(session)
+    for status in JobStatus:
+        state.gauges.jobs.labels(status.value).set(stats.by_status.get(status.value, 0))
+    state.gauges.dead.set(stats.dead_letters)
+    state.gauges.oldest.set(stats.oldest_queued_age_seconds)
     # The queue's depth collector reads synchronously: keep it off the event loop.
     body = await asyncio.to_thread(
         lambda: generate_latest(state.registry) + generate_latest(resources.queue.metrics.registry)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import uuid
@@ -12,22 +11,24 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from ...db.models import Job
-from ...db.repositories import JobRepository
 from ...domain.clips import ClipRequest
 from ...domain.jobs import Priority, SourceType
 from ...domain.timecode import parse_timecode
 from ...errors import (
     ClipTooLongError,
     ConflictError,
-    GoneError,
-    NotFoundError,
     NotReadyError,
     UrlSourcesDisabledError,
     ValidationFailedError,
 )
-from ...fetch.guard import ForbiddenUrlError, check_url
-from ...services.jobs import IdempotencyConflictError, create_job
+from ...services.jobs import (
+    IdempotencyConflictError,
+    create_job,
+    job_events,
+    list_jobs,
+    live_job,
+)
+from ...services.sources import url_refusal
 from ...settings import Settings
 from ...storage import Storage, source_key, subtitles_key
 from ..deps import ResourcesDep, get_caller
@@ -130,10 +131,10 @@ async def _check_source(request: ClipRequest, storage: Storage, settings: Settin
     if request.source_url is not None:
         if not settings.enable_ytdlp:
             raise UrlSourcesDisabledError()
-        try:  # again before the fetch itself: DNS answers can change in between
-            await asyncio.to_thread(check_url, request.source_url, settings.allowed_hosts)
-        except ForbiddenUrlError as exc:
-            raise ValidationFailedError.field("youtubeUrl", str(exc)) from None
+        # Checked again before the fetch itself: DNS answers can change in between.
+        refusal = await url_refusal(request.source_url, settings.allowed_hosts)
+        if refusal is not None:
+            raise ValidationFailedError.field("youtubeUrl", refusal)
         return
     if request.upload_key is not None:
         await _check_upload_key(
@@ -157,7 +158,7 @@ async def result(job_id: uuid.UUID, resources: ResourcesDep, request: Request) -
     """Short-lived signed links to the clip (and subtitles) once the job is done: 409
     NOT_READY before, 410 GONE after expiry. The links serve HTTP Range requests."""
     async with resources.sessions() as session:
-        job = await _live_job(JobRepository(session), job_id)
+        job = await live_job(session, job_id)
     if job.status != "done" or job.result_video_key is None:
         raise NotReadyError(f"the job is {job.status}")
     base = str(request.base_url).rstrip("/")
@@ -180,16 +181,14 @@ async def result(job_id: uuid.UUID, resources: ResourcesDep, request: Request) -
 async def read(job_id: uuid.UUID, resources: ResourcesDep) -> JobRead:
     """A job's status and progress (poll it); 404 if unknown, 410 once expired."""
     async with resources.sessions() as session:
-        return JobRead.of(await _live_job(JobRepository(session), job_id))
+        return JobRead.of(await live_job(session, job_id))
 
 
 @router.get("/{job_id}/events", response_model=list[EventRead])
 async def events(job_id: uuid.UUID, resources: ResourcesDep) -> list[EventRead]:
     """Everything that happened to a job, oldest first."""
     async with resources.sessions() as session:
-        jobs = JobRepository(session)
-        await _live_job(jobs, job_id)
-        return [EventRead.of(event) for event in await jobs.events(job_id)]
+        return [EventRead.of(event) for event in await job_events(session, job_id)]
 
 
 @router.get("", response_model=JobPage)
@@ -204,25 +203,12 @@ async def page(
     """Jobs, newest first; pass `nextCursor` back as `cursor` for the next page."""
     after = None if cursor is None else _decode_cursor(cursor)
     async with resources.sessions() as session:
-        jobs = await JobRepository(session).page(status_filter, after, limit + 1)
-    more = len(jobs) > limit
-    items = list(jobs[:limit])
-    return JobPage(
-        items=[JobRead.of(job) for job in items],
-        next_cursor=_encode_cursor(items[-1]) if more else None,
-    )
+        found = await list_jobs(session, status_filter, after, limit)
+    items = [JobRead.of(job) for job in found.jobs]
+    return JobPage(items=items, next_cursor=_encode_cursor(items[-1]) if found.more else None)
 
 
-async def _live_job(jobs: JobRepository, job_id: uuid.UUID) -> Job:
-    job = await jobs.get(job_id)
-    if job is None:
-        raise NotFoundError()
-    if await jobs.is_expired(job):
-        raise GoneError()
-    return job
-
-
-def _encode_cursor(job: Job) -> str:
+def _encode_cursor(job: JobRead) -> str:
     return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode()
 
 

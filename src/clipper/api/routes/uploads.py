@@ -9,9 +9,8 @@ from fastapi import APIRouter, Depends, Request, status
 from starlette.datastructures import FormData, UploadFile
 
 from ...errors import PayloadTooLargeError, StorageFullError, ValidationFailedError, is_disk_full
-from ...media.errors import UnreadableMediaError
-from ...media.probe import is_subtitle_file, probe
-from ...storage import TooLargeError, new_upload_key, source_key, subtitles_key
+from ...services.sources import UnusableUploadError, check_upload
+from ...storage import TooLargeError, new_upload_key, source_key
 from ..deps import ResourcesDep, get_caller
 from ..schemas import Wire
 
@@ -49,36 +48,17 @@ async def upload(request: Request, resources: ResourcesDep) -> UploadRead:
         raise PayloadTooLargeError(message) from None
     finally:
         await file.close()
-    stored = await resources.storage.local_path(path)
-    if await is_subtitle_file(stored):  # an .srt sidecar, for a job's subtitlesKey
-        await resources.storage.put_file(subtitles_key(key), stored)
-        return UploadRead(
-            upload_key=key,
-            kind="subtitles",
-            size_bytes=size,
-            duration_ms=0,
-            has_video=False,
-            has_audio=False,
-        )
     try:
-        info = await probe(stored)
-    except UnreadableMediaError as exc:
-        await resources.storage.delete(path)
+        checked = await check_upload(resources.storage, key, settings.max_clip_input_duration_sec)
+    except UnusableUploadError as exc:
         raise ValidationFailedError.field("file", str(exc)) from exc
-    if info.duration_ms > settings.max_clip_input_duration_sec * 1000:
-        await resources.storage.delete(path)
-        raise ValidationFailedError.field(
-            "file",
-            f"lasts {info.duration_ms / 1000:g} s; MAX_CLIP_INPUT_DURATION_SEC allows "
-            f"{settings.max_clip_input_duration_sec:g} s",
-        )
     return UploadRead(
         upload_key=key,
-        kind="media",
+        kind=checked.kind,
         size_bytes=size,
-        duration_ms=info.duration_ms,
-        has_video=info.has_video,
-        has_audio=info.has_audio,
+        duration_ms=checked.duration_ms,
+        has_video=checked.has_video,
+        has_audio=checked.has_audio,
     )
 
 
