@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from importlib import resources
+from typing import Any
 
 import psycopg
 from alembic import command
 from alembic.config import Config
 
-from ..queue import install_sync
+from ..queue import install_sync, uninstall_sync
 from .urls import sqlalchemy_url
 
 
@@ -42,8 +43,23 @@ def install_queue_schema() -> None:
     """From inside a migration: bring the queue's own schema (QUEUE_SCHEMA) to its current
     version with the queue's installer, in the migration's transaction. The queue owns its
     DDL; the Alembic history only decides when it runs."""
-    from alembic import context, op
+    install_sync(_migration_connection(), schema=_migration_queue_schema())
+
+
+def uninstall_queue_schema() -> None:
+    """From inside a migration: drop the queue's tables (a downgrade to base)."""
+    uninstall_sync(_migration_connection(), schema=_migration_queue_schema())
+
+
+def _migration_connection() -> psycopg.Connection[Any]:
+    from alembic import op
 
     driver = op.get_bind().connection.driver_connection
     assert isinstance(driver, psycopg.Connection), "migrations run on psycopg"
-    install_sync(driver, schema=str(context.config.attributes.get("queue_schema", "clipper_queue")))
+    return driver
+
+
+def _migration_queue_schema() -> str:
+    from alembic import context
+
+    return str(context.config.attributes.get("queue_schema", "clipper_queue"))

@@ -43,7 +43,7 @@ from ._message import (
     RetryNotice,
 )
 from ._metrics import QueueMetrics
-from ._schema import SCHEMA_VERSION, install, install_sync
+from ._schema import SCHEMA_VERSION, install, install_sync, uninstall_sync
 
 __all__ = [
     "DEFAULT_DEAD_LETTER_QUEUE",
@@ -82,4 +82,5 @@ __all__ = [
     "install",
     "install_sync",
     "retry_delay_seconds",
+    "uninstall_sync",
 ]

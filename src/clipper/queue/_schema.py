@@ -48,6 +48,17 @@ def _record(schema: str, version: int) -> sql.Composed:
     )
 
 
+# Every table the versions of sql/schema.sql create, for uninstall_sync.
+_TABLES = ("messages", "queues", "stats", "schema_version")
+
+
+def uninstall_sync(conn: psycopg.Connection[Any], *, schema: str = "clipper_queue") -> None:
+    """Drop the queue's tables (and every message in them) from `schema`, in the caller's
+    transaction; the schema itself stays. For an Alembic downgrade to base."""
+    tables = sql.SQL(", ").join(sql.Identifier(schema, table) for table in _TABLES)
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(tables))
+
+
 def _lock_key(schema: str) -> int:
     # One install at a time per schema; other schemas in the same database do not wait.
     return zlib.crc32(f"{schema}.install".encode())

@@ -104,6 +104,11 @@ class PostgresStore:
         self._publish_lane = Lane(conninfo, "publish", kwargs)
         self._claim_lane = Lane(conninfo, "claim", kwargs)
         self._ack_lane = Lane(conninfo, "ack", kwargs)
+        # Heartbeats and the claim loop's sweeps use lanes too, never only the pool: after a
+        # network fault the pool backs off its reconnects (up to tens of seconds), while a
+        # lane connects again on its next use, so leases and claims recover as soon as the
+        # path to the database does.
+        self._lease_lane = Lane(conninfo, "lease", kwargs)
         self._dead_letter_max_attempts = dead_letter_max_attempts
         self._queries = load_queries(schema)
         self._channel = notify_channel(schema)
@@ -151,7 +156,7 @@ class PostgresStore:
         return await self._with_connection(work, lane)
 
     async def close(self) -> None:
-        for lane in (self._publish_lane, self._claim_lane, self._ack_lane):
+        for lane in (self._publish_lane, self._claim_lane, self._ack_lane, self._lease_lane):
             await lane.close()
 
     async def _execute_in(
@@ -233,7 +238,9 @@ class PostgresStore:
         """Expired attempts to end: each claim, and whether it was asked to cancel (else its
         attempts are used up)."""
         rows = await self._execute(
-            "claim_expired_final", {"queue": queue, "limit": limit, "visibility": visibility}
+            "claim_expired_final",
+            {"queue": queue, "limit": limit, "visibility": visibility},
+            self._claim_lane,
         )
         return [(Claim(message_id, token), cancelling) for message_id, token, cancelling in rows]
 
@@ -257,10 +264,8 @@ class PostgresStore:
     async def extend(self, claims: Sequence[Claim], seconds: float) -> dict[int, bool]:
         """The message ids still held, each with whether it was asked to cancel."""
         params = self._batch(claims) | {"seconds": seconds}
-        return {
-            message_id: cancelling
-            for message_id, cancelling in await self._execute("extend", params)
-        }
+        rows = await self._execute("extend", params, self._lease_lane)
+        return {message_id: cancelling for message_id, cancelling in rows}
 
     async def release(self, claims: Sequence[Claim]) -> set[int]:
         return {row[0] for row in await self._execute("release", self._batch(claims))}
@@ -396,7 +401,7 @@ class PostgresStore:
         return await self._with_connection(work)
 
     async def next_due(self, queue: str) -> float | None:
-        rows = await self._execute("next_due", {"queue": queue})
+        rows = await self._execute("next_due", {"queue": queue}, self._claim_lane)
         seconds = rows[0][0] if rows else None
         return None if seconds is None else max(0.0, float(seconds))
 
