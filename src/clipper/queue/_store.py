@@ -136,6 +136,9 @@ class PostgresStore:
             except psycopg.OperationalError as exc:
                 if last_try or not _connection_lost(exc):
                     raise
+                # The pool's other idle connections most likely died with this one (a server
+                # restart, a mass termination): replace them before the second try.
+                await self._pool.check()
         raise AssertionError("unreachable")
 
     async def _on_some_connection(
