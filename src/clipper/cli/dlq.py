@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from ..db.session import create_engine, session_factory
+from ..services.dead_letters import DeadLetterView, dead_letter_views
 from ..services.requeue import RequeueResult, requeue_jobs
 from ..settings import Settings
 from ..worker.service import WorkerOptions, run_worker
@@ -38,26 +40,41 @@ def consume(ctx: typer.Context) -> None:
 @app.command("list")
 def list_letters(
     limit: Annotated[int, typer.Option(min=1, help="Most letters to show.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """Show dead letters, oldest first, with their last error."""
+    """Failed jobs' dead-letter records, newest first: job id, error code and message,
+    attempts, when it failed. (The same records as GET /api/dlq; requeue one with
+    `clipper dlq requeue JOB_ID`.)"""
     settings = settings_or_exit()
+    url = database_url_or_exit(settings)
 
-    async def main() -> None:
-        async with queue_adapter(settings) as adapter:
-            entries = await adapter.list_dead_letters(limit=limit)
-        table = Table("job id", "attempts", "error", "failed at", "state")
-        for entry in entries:
-            letter = entry.letter
-            table.add_row(
-                str(letter.job_id),
-                str(letter.attempts),
-                f"{letter.error.type}: {letter.error.message}"[:80],
-                letter.failed_at.isoformat(timespec="seconds"),
-                entry.state,
-            )
-        Console().print(table)
+    async def main() -> list[DeadLetterView]:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with session_factory(engine)() as session:
+                return await dead_letter_views(session, limit)
+        finally:
+            await engine.dispose()
 
-    run(main())
+    views = run(main())
+    if as_json:
+        for view in views:
+            typer.echo(json.dumps(view.as_json()))
+        return
+    table = Table("job id", "code", "error", "attempts", "failed at")
+    for column in (table.columns[0], table.columns[1], table.columns[4]):
+        column.no_wrap = True  # ids and codes are for copying: never cut or folded
+    table.columns[2].overflow = "fold"
+    for view in views:
+        table.add_row(
+            str(view.job_id),
+            view.code,
+            view.message,
+            str(view.attempts),
+            view.failed_at.isoformat(timespec="seconds"),
+        )
+    # Wider than a narrow terminal rather than cut: the terminal wraps, the ids stay whole.
+    Console(width=max(Console().width, 140)).print(table)
 
 
 @app.command()

@@ -363,7 +363,8 @@ class Consumer:
             self._lease_lost.inc()
             return
         self._dead_lettered.inc()
-        logger.error(
+        # Info, not error: the dead-letter consumer reports each letter once, at error level.
+        logger.info(
             "message dead-lettered after %d attempt(s): %s: %s",
             letter.attempts,
             error.type,

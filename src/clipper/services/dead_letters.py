@@ -1,8 +1,17 @@
-"""Failed jobs' dead-letter records, for operators (requeueing them is services.requeue)."""
+"""Failed jobs' dead-letter records, for operators (requeueing them is services.requeue).
+
+The application's dead letters are the `dlq_jobs` records: written in the queue's own
+dead-letter transaction, with the job's request, attempts and error, and removed by a
+requeue. The queue's `<queue>.dlq` letter is derived from the same transaction and only
+delivers the alert (see docs/decisions/2026-12-01-dead-letters.md)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,6 +19,41 @@ from ..db.models import DlqJob
 from ..db.repositories import JobRepository
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetterView:
+    """One dead-letter record as operators read it."""
+
+    job_id: uuid.UUID
+    code: str
+    message: str
+    attempts: int
+    failed_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "jobId": str(self.job_id),
+            "code": self.code,
+            "message": self.message,
+            "attempts": self.attempts,
+            "failedAt": self.failed_at.isoformat(),
+        }
+
+
 async def list_dead_letters(session: AsyncSession, limit: int) -> Sequence[DlqJob]:
     """Newest first: each with the job's request, its attempts and its last error."""
     return await JobRepository(session).dead_letters(limit)
+
+
+async def dead_letter_views(session: AsyncSession, limit: int) -> list[DeadLetterView]:
+    return [_view(record) for record in await list_dead_letters(session, limit)]
+
+
+def _view(record: DlqJob) -> DeadLetterView:
+    error = record.payload.get("error") or {}
+    return DeadLetterView(
+        job_id=record.job_id,
+        code=record.reason,
+        message=str(error.get("message", "")),
+        attempts=int(record.payload.get("attempts", 0)),
+        failed_at=record.created_at,
+    )

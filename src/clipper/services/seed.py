@@ -27,4 +27,9 @@ async def seed_finished_jobs(session: AsyncSession, index: int, keep: timedelta)
             await jobs.complete(job.id, 1, f"results/{job.id}/1/clip.mp4", None, keep)
         elif status == "failed":
             await jobs.add_event(job.id, EventType.RETRY, {"attempt": 1, "seeded": True})
-            await jobs.fail(running, "SAMPLE_FAILURE", "a seeded failure", {"seeded": True}, keep)
+            record = {  # shaped like a real dead-letter record (services/processing.py)
+                "seeded": True,
+                "attempts": 1,
+                "error": {"code": "SAMPLE_FAILURE", "message": "a seeded failure"},
+            }
+            await jobs.fail(running, "SAMPLE_FAILURE", "a seeded failure", record, keep)

@@ -1,30 +1,17 @@
-"""Alerts for dead letters: always an error-level log line, and a webhook POST when
-ALERT_WEBHOOK_URL is set. A failed POST raises, so the DLQ consumer retries it with backoff;
-it never stops the consumer."""
+"""Alerts for dead letters: a webhook POST when ALERT_WEBHOOK_URL is set (the dead-letter
+consumer logs every letter once, at error level, before it calls this). A failed POST raises,
+so the DLQ consumer retries it with backoff; it never stops the consumer."""
 
 from __future__ import annotations
-
-import logging
 
 import httpx
 
 from ..queue import AlertHook, DeadLetter
 
-logger = logging.getLogger("clipper.alerts")
-
 
 def alert_hook(webhook_url: str | None) -> AlertHook:
     async def alert(letter: DeadLetter) -> None:
-        logger.error(
-            "ALERT: job %s failed for good: %s",
-            letter.job_id,
-            letter.error.message,
-            extra={
-                "job_id": str(letter.job_id),
-                "attempts": letter.attempts,
-                "error_code": letter.error.code,
-            },
-        )
+        # The dead-letter consumer has logged the letter at error level already (once).
         if webhook_url is None:
             return
         async with httpx.AsyncClient(timeout=10.0) as client:
