@@ -48,6 +48,11 @@ def engine_connection_kwargs(timeouts: ConnectionTimeouts) -> dict[str, Any]:
     }
 
 
+class ConnectFailedError(psycopg.OperationalError):
+    """No new connection could be made: the database is unreachable, not one connection dead
+    (so trying again at once, on another, cannot help)."""
+
+
 class Lane:
     """One connection held for a sequential hot path: publishing, claiming, acknowledging.
 
@@ -71,11 +76,14 @@ class Lane:
     async def run(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         async with self._lock:
             if self._connection is None or self._connection.closed:
-                self._connection = await psycopg.AsyncConnection.connect(
-                    self._conninfo,
-                    application_name=f"clipper-queue-{self._name}",
-                    **self._connection_kwargs,
-                )
+                try:
+                    self._connection = await psycopg.AsyncConnection.connect(
+                        self._conninfo,
+                        application_name=f"clipper-queue-{self._name}",
+                        **self._connection_kwargs,
+                    )
+                except psycopg.OperationalError as exc:
+                    raise ConnectFailedError(str(exc)) from exc
             try:
                 return await work(self._connection)
             finally:
@@ -122,7 +130,9 @@ class PostgresStore:
     ) -> T:
         """Run `work` on the lane's connection when it is free, else on a pooled one; when
         that connection turns out to be dead (killed, or the server restarted while it sat
-        idle), run it once more on a fresh one. Every engine statement is safe to repeat:
+        idle), run it again on another, as many times as the pool has connections (they
+        often die together, and each dead one fails at once). Every engine statement is safe
+        to repeat:
         publish is ON CONFLICT DO NOTHING, settles are fenced by the lease token, and a
         transaction that failed rolled back whole. Each statement has the deadline: past it,
         TimeoutError (its connection is closed, see `on_connection_within`)."""
@@ -130,15 +140,13 @@ class PostgresStore:
         async def bounded_work(conn: Connection) -> T:
             return await on_connection_within(conn, work(conn), self._deadline)
 
-        for last_try in (False, True):
+        tries = self._pool.max_size + 1
+        for attempt in range(1, tries + 1):
             try:
                 return await self._on_some_connection(bounded_work, lane)
             except psycopg.OperationalError as exc:
-                if last_try or not _connection_lost(exc):
+                if attempt == tries or not _connection_lost(exc):
                     raise
-                # The pool's other idle connections most likely died with this one (a server
-                # restart, a mass termination): replace them before the second try.
-                await self._pool.check()
         raise AssertionError("unreachable")
 
     async def _on_some_connection(
@@ -470,7 +478,10 @@ class PostgresStore:
 
 
 def _connection_lost(exc: psycopg.OperationalError) -> bool:
-    """The error came from a dead connection (not from the statement itself)."""
+    """The error came from a dead connection (not from the statement itself, and not from
+    failing to connect at all)."""
+    if isinstance(exc, ConnectFailedError):
+        return False
     return isinstance(exc, psycopg.errors.AdminShutdown | psycopg.errors.ConnectionFailure) or (
         exc.sqlstate is None
     )

@@ -124,6 +124,10 @@ class ProgressReporter:
         if self._writer is not None:
             self._writer.cancel()
 
+    async def finish(self) -> None:
+        await self.flush()
+        self.close()
+
 
 class JobRunner:
     """The worker's handler: one call per delivered message (at least once per job)."""
@@ -182,10 +186,14 @@ class JobRunner:
         reporter = ProgressReporter(self._sessions, job.id, context.attempt, self._deadline)
         try:
             result = await processor(job, reporter, context)
-            await reporter.flush()
-            return result
-        finally:
-            reporter.close()
+        except asyncio.CancelledError:
+            reporter.close()  # a stopped attempt waits for nothing
+            raise
+        except Exception:
+            await reporter.finish()  # its progress belongs before the failure's events
+            raise
+        await reporter.finish()
+        return result
 
     async def _finish(self, job: Job, result: ClipResult, context: JobContext) -> None:
         """Done, with its results, in ONE transaction with the fenced acknowledgement of this
