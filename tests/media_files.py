@@ -17,12 +17,13 @@ def make_video(
     video: bool = True,
     audio_offset: float = 0.0,
     subtitles: str | None = None,
+    size: str = "320x240",
 ) -> Path:
     """`audio_offset` starts the audio that many seconds late (a deliberately bad file);
     `subtitles` (SRT text) becomes an English subtitle track."""
     inputs: list[str] = []
     if video:
-        inputs += ["-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={seconds}"]
+        inputs += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}"]
     if audio:
         inputs += ["-itsoffset", str(audio_offset)] if audio_offset else []
         inputs += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]

@@ -13,19 +13,19 @@ from tests.conftest import PrivatePostgres
 from tests.faults import invariant
 from tests.faults.deployment import Deployment
 from tests.faults.proxy import BlackholeProxy, unix_socket_of
-from tests.faults.sources import make_source
+from tests.media_files import make_video
 
 
 @pytest.fixture(scope="session")
 def short_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sources") / "short.mp4"
-    return make_source(path, seconds=20, size="640x360")
+    return make_video(path, 20, size="640x360")
 
 
 @pytest.fixture(scope="session")
 def long_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sources") / "long.mp4"
-    return make_source(path, seconds=40, size="1280x720")
+    return make_video(path, 40, size="1280x720")
 
 
 @pytest.fixture
