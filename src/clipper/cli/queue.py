@@ -52,7 +52,9 @@ def stats(
                 *(str(count) for count in totals.get(queue, [0] * 5)),
                 "yes" if queue in paused else "",
             )
-        Console().print(table)
+        table.columns[0].no_wrap = True  # queue names are for copying
+        # Wider than a narrow terminal rather than cut: the terminal wraps, names stay whole.
+        Console(width=max(Console().width, 120)).print(table)
         Console().print(f"database ok: {health.database}")
 
     run(main())
