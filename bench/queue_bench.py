@@ -1,12 +1,19 @@
 """Queue benchmark: ours next to raw SQL on the same server, in one run.
 
-    python -m bench.queue_bench [--publish N] [--drain N] [--latency N]
+    python -m bench.queue_bench [--only a,b,c,d,e] [--publish N] [--drain N] [--latency N]
+                                [--bulk N] [--history N] [--history-ops N]
 
 (a) publish, one message per transaction, one client, vs. plain single-row INSERT loops
     (async and sync psycopg), measured in alternating rounds;
 (b) drain of pre-published no-op messages by one consumer process at concurrency 4 and 16,
     vs. a plain psycopg loop that claims with SKIP LOCKED and completes in batches;
-(c) pickup latency to an idle consumer for messages published 20 ms apart by another process.
+(c) pickup latency to an idle consumer for messages published 20 ms apart by another process;
+(d) bulk publish, `publish_many` of 1,000 messages per call, vs. a raw multi-row INSERT of the
+    same rows and vs. COPY, into the same table, in alternating rounds (bench/queue_bulk.py);
+(e) a single publish and a claim+complete on an empty table and on one retaining --history
+    finished messages, in alternating rounds (bench/queue_history.py); --history 0 skips it.
+Each measurement is printed with its target from the issue "Queue engine v2", and a closing
+"targets" block marks each met (✓) or missed (✗).
 It makes its own database on DATABASE_URL's server (or the embedded one) and drops it after.
 synchronous_commit stays at the server's setting (on by default) on every path.
 """
@@ -15,13 +22,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import os
 import statistics
 import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 
 import psycopg
 from psycopg import sql
@@ -31,36 +39,28 @@ from sqlalchemy.engine import make_url
 from clipper.db import migrate
 from clipper.db.urls import libpq_url
 from clipper.embedded_db import resolve_database_url
-from clipper.queue import (
-    JobContext,
-    QueueAdapter,
-    QueueConfig,
-    QueueMessage,
-    ReceivedMessage,
+from clipper.queue import JobContext, QueueAdapter, QueueMessage, ReceivedMessage
+
+from .queue_bulk import bench_bulk
+from .queue_common import (
+    SCHEMA,
+    Result,
+    Target,
+    config,
+    drain,
+    percentile,
+    raw_claim_sql,
+    raw_complete_sql,
 )
+from .queue_history import bench_history
 
-SCHEMA = "clipper_queue"
 RAW_CLAIM_BATCH = 100
-
-
-@dataclass
-class Result:
-    name: str
-    rate: float
-    reference: float | None = None
-
-    def line(self) -> str:
-        text = f"{self.name:<44} {self.rate:>10,.0f} /s"
-        if self.reference:
-            text += f"   raw {self.reference:>10,.0f} /s   ratio {self.rate / self.reference:.2f}x"
-        return text
-
-
-def config(concurrency: int = 4) -> QueueConfig:
-    return QueueConfig(queue="clips", schema=SCHEMA, concurrency=concurrency, pool_max_size=8)
-
-
 ROUNDS = 10
+PARTS = "abcde"
+# The issue's targets for (a) to (c); (d) and (e) keep theirs in their modules.
+PUBLISH_RATIO = 0.85
+DRAIN_RATE = {4: 4_000, 16: 10_000}
+LATENCY_MS = {50: 1.5, 99: 3.0}
 
 
 async def bench_publish(url: str, count: int) -> list[Result]:
@@ -121,20 +121,7 @@ async def bench_drain(url: str, count: int, concurrency: int) -> float:
     prefill(url, queue, count)
     adapter = QueueAdapter(url, config(concurrency))
     await adapter.start()
-    done = asyncio.Event()
-    handled = 0
-
-    async def noop(message: ReceivedMessage, context: JobContext) -> None:
-        nonlocal handled
-        handled += 1
-        if handled == count:
-            done.set()
-
-    started = time.perf_counter()
-    consumer = adapter.consume(noop, queue=queue)
-    await done.wait()
-    await consumer.stop()  # flushes the last acknowledgements
-    elapsed = time.perf_counter() - started
+    elapsed = await drain(adapter, queue, count, concurrency)
     await adapter.shutdown()
     with psycopg.connect(url) as conn:
         row = conn.execute(
@@ -150,17 +137,8 @@ async def bench_drain(url: str, count: int, concurrency: int) -> float:
 
 def raw_drain_rate(url: str, count: int) -> float:
     prefill(url, "raw", count)
-    claim = sql.SQL(
-        "WITH c AS (SELECT id FROM {s}.messages WHERE queue = 'raw' AND state = 'ready' "
-        "ORDER BY priority, id LIMIT %s FOR UPDATE SKIP LOCKED) "
-        "UPDATE {s}.messages m SET state = 'active', attempts = attempts + 1, "
-        "lease_token = gen_random_uuid(), lease_until = now() + interval '90 seconds' "
-        "FROM c WHERE m.id = c.id RETURNING m.id, m.lease_token"
-    ).format(s=sql.Identifier(SCHEMA))
-    complete = sql.SQL(
-        "UPDATE {s}.messages SET state = 'completed', finished_at = now(), lease_token = NULL, "
-        "lease_until = NULL WHERE id = ANY(%s)"
-    ).format(s=sql.Identifier(SCHEMA))
+    claim = raw_claim_sql(SCHEMA, "raw")
+    complete = raw_complete_sql(SCHEMA)
     done = 0
     with psycopg.connect(url, autocommit=True) as conn:
         started = time.perf_counter()
@@ -220,9 +198,78 @@ async def paced_publisher(url: str, count: int) -> None:
     print("\n".join(lines))
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+async def part_publish(url: str, args: argparse.Namespace) -> list[Target]:
+    results = await bench_publish(url, args.publish)
+    for result, driver in zip(results, ("async", "sync"), strict=True):
+        result.target = Target(
+            f"(a) publish / raw single INSERT, {driver}",
+            result.rate / (result.reference or result.rate),
+            PUBLISH_RATIO,
+            at_least=True,
+            unit="x",
+        )
+        print(result.line())
+    return [result.target for result in results if result.target]
+
+
+async def part_drain(url: str, args: argparse.Namespace) -> list[Target]:
+    raw = raw_drain_rate(url, args.drain)
+    targets = []
+    for concurrency, goal in DRAIN_RATE.items():
+        rate = await bench_drain(url, args.drain, concurrency)
+        target = Target(f"(b) drain, concurrency {concurrency}", rate, goal, True, "/s")
+        name = f"(b) drain {args.drain:,} no-ops, concurrency {concurrency}"
+        print(Result(name, rate, raw, target).line())
+        targets.append(target)
+    print(
+        f"    raw reference: claim {RAW_CLAIM_BATCH} per statement with SKIP LOCKED, "
+        "complete per batch"
+    )
+    return targets
+
+
+async def part_latency(url: str, args: argparse.Namespace) -> list[Target]:
+    latencies = await bench_latency(url, args.latency)
+    print(
+        f"(c) pickup latency, {len(latencies)} msgs 20 ms apart:  "
+        f"p50 {percentile(latencies, 50):.2f} ms   p95 {percentile(latencies, 95):.2f} ms   "
+        f"p99 {percentile(latencies, 99):.2f} ms   (mean {statistics.mean(latencies):.2f})"
+    )
+    targets = [
+        Target(f"(c) pickup latency p{pct}", percentile(latencies, pct), goal, False, "ms")
+        for pct, goal in LATENCY_MS.items()
+    ]
+    verdicts = (f"p{pct} {t.verdict()}" for pct, t in zip(LATENCY_MS, targets, strict=True))
+    print("    " + "   ".join(verdicts))
+    return targets
+
+
+async def part_bulk(url: str, args: argparse.Namespace) -> list[Target]:
+    return await bench_bulk(url, args.bulk)
+
+
+async def part_history(url: str, args: argparse.Namespace) -> list[Target]:
+    if args.history <= 0:
+        print("(e) history: skipped (--history 0)")
+        return []
+    return await bench_history(url, args.history, args.history_ops)
+
+
+Part = Callable[[str, argparse.Namespace], Awaitable[list[Target]]]
+PART_RUNNERS: dict[str, Part] = {
+    "a": part_publish,
+    "b": part_drain,
+    "c": part_latency,
+    "d": part_bulk,
+    "e": part_history,
+}
+
+
+def print_targets(targets: list[Target]) -> None:
+    met = sum(target.met for target in targets)
+    print(f'\ntargets (issue "Queue engine v2"): {met} of {len(targets)} met')
+    for target in targets:
+        print(target.line())
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -236,42 +283,50 @@ async def run(args: argparse.Namespace) -> None:
         migrate.upgrade(url, SCHEMA)
         commit_mode = sync_commit[0] if sync_commit else "?"
         print(f"server: {server.split('@')[-1]}   synchronous_commit={commit_mode}")
-        for result in await bench_publish(url, args.publish):
-            print(result.line())
-        raw = raw_drain_rate(url, args.drain)
-        for concurrency in (4, 16):
-            rate = await bench_drain(url, args.drain, concurrency)
-            print(
-                Result(
-                    f"(b) drain {args.drain:,} no-ops, concurrency {concurrency}", rate, raw
-                ).line()
-            )
-        print(
-            f"    raw reference: claim {RAW_CLAIM_BATCH} per statement with SKIP LOCKED, "
-            "complete per batch"
-        )
-        latencies = await bench_latency(url, args.latency)
-        print(
-            f"(c) pickup latency, {len(latencies)} msgs 20 ms apart:  "
-            f"p50 {percentile(latencies, 50):.2f} ms   p95 {percentile(latencies, 95):.2f} ms   "
-            f"p99 {percentile(latencies, 99):.2f} ms   (mean {statistics.mean(latencies):.2f})"
-        )
+        targets: list[Target] = []
+        for part in args.only:
+            targets += await PART_RUNNERS[part](url, args)
+        print_targets(targets)
     finally:
         with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def parts(text: str) -> str:
+    """`--only d,e` (or `de`): the parts to run, in the order of the letters."""
+    chosen = "".join(letter for letter in PARTS if letter in text.lower())
+    unknown = set(text.lower()) - set(PARTS) - {",", " "}
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"parts are letters of {PARTS!r}, got {text!r}")
+    return chosen
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", type=parts, default=PARTS, help="parts to run, e.g. d,e")
+    parser.add_argument("--publish", type=int, default=3000, help="messages for (a)")
+    parser.add_argument("--drain", type=int, default=10_000, help="messages for (b)")
+    parser.add_argument("--latency", type=int, default=500, help="messages for (c)")
+    parser.add_argument("--bulk", type=int, default=100_000, help="messages per path for (d)")
+    parser.add_argument(
+        "--history", type=int, default=5_000_000, help="finished messages for (e); 0 skips it"
+    )
+    parser.add_argument(
+        "--history-ops", type=int, default=2000, help="messages per step and round in (e)"
+    )
+    return parser.parse_args()
 
 
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--publisher":
         asyncio.run(paced_publisher(sys.argv[2], int(sys.argv[3])))
         return
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--publish", type=int, default=3000, help="messages for (a)")
-    parser.add_argument("--drain", type=int, default=10_000, help="messages for (b)")
-    parser.add_argument("--latency", type=int, default=500, help="messages for (c)")
-    asyncio.run(run(parser.parse_args()))
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # Line by line even into a pipe or a file, so (e)'s fill progress shows as it happens.
+        sys.stdout.reconfigure(line_buffering=True)
+    asyncio.run(run(arguments()))
 
 
 if __name__ == "__main__":
