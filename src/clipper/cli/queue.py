@@ -60,35 +60,31 @@ def stats(
     run(main())
 
 
+QueueArgument = Annotated[str | None, typer.Argument(help="The queue (default QUEUE_NAME).")]
+
+
 @app.command()
-def pause(
-    queue: Annotated[str | None, typer.Argument(help="The queue (default QUEUE_NAME).")] = None,
-) -> None:
+def pause(queue: QueueArgument = None) -> None:
     """Stop claims from a queue on every worker at once; running jobs finish. Publishing
     goes on: messages wait until `clipper queue resume`."""
-    settings = settings_or_exit()
-
-    async def main() -> None:
-        async with queue_adapter(settings) as adapter:
-            await adapter.pause(queue)
-
-    run(main())
-    typer.echo(f"paused {queue or settings.queue_name}")
+    typer.echo(f"paused {_set_paused(queue, True)}")
 
 
 @app.command()
-def resume(
-    queue: Annotated[str | None, typer.Argument(help="The queue (default QUEUE_NAME).")] = None,
-) -> None:
+def resume(queue: QueueArgument = None) -> None:
     """Let workers claim from a paused queue again (they are woken at once)."""
+    typer.echo(f"resumed {_set_paused(queue, False)}")
+
+
+def _set_paused(queue: str | None, paused: bool) -> str:
     settings = settings_or_exit()
 
     async def main() -> None:
         async with queue_adapter(settings) as adapter:
-            await adapter.resume(queue)
+            await (adapter.pause if paused else adapter.resume)(queue)
 
     run(main())
-    typer.echo(f"resumed {queue or settings.queue_name}")
+    return queue or settings.queue_name
 
 
 @app.command()
