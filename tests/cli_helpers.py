@@ -28,11 +28,13 @@ def clipper(*args: str, timeout: float = 60, **env: str) -> subprocess.Completed
     )
 
 
-def start_clipper_up(db_url: str, **env: str) -> tuple[subprocess.Popen[str], str]:
-    """`clipper up` on a test database with the API on a free port: the process and the
-    API's address, once it listens."""
+def start_clipper_up(
+    db_url: str, *, command: str = "up", **env: str
+) -> tuple[subprocess.Popen[str], str]:
+    """`clipper up` (or `command`, e.g. `api`) on a test database with the API on a free
+    port: the process and the API's address, once it listens."""
     process = subprocess.Popen(
-        [*CLIPPER, "up"],
+        [*CLIPPER, command],
         cwd=ROOT,
         text=True,
         stdout=subprocess.PIPE,

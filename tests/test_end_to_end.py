@@ -198,16 +198,7 @@ async def _create_job(db_url: str) -> str:
 
 
 def test_clipper_api_alone_serves_and_stops_cleanly(db_url: str, tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        [*CLIPPER, "api"],
-        cwd=ROOT,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=environment(DATABASE_URL=db_url, API_PORT="0", DATA_DIR=str(tmp_path / "data")),
-    )
-    assert process.stderr is not None
-    address = next(line.split()[3] for line in process.stderr if line.startswith("Clipper API on "))
+    process, address = start_clipper_up(db_url, command="api", DATA_DIR=str(tmp_path / "data"))
     try:
         with httpx.Client(base_url=address, timeout=10) as api:
             assert api.get("/healthz").json() == {"status": "ok"}
