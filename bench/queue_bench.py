@@ -1,17 +1,22 @@
 """Queue benchmark: ours next to raw SQL on the same server, in one run.
 
-    python -m bench.queue_bench [--only a,b,c,d,e] [--publish N] [--drain N] [--latency N]
-                                [--bulk N] [--history N] [--history-ops N]
+    python -m bench.queue_bench [--only a,b,c,d,e,f] [--publish N] [--drain N] [--latency N]
+                                [--bulk N] [--history N] [--history-ops N] [--groups N]
 
 (a) publish, one message per transaction, one client, vs. plain single-row INSERT loops
-    (async and sync psycopg), measured in alternating rounds;
+    (async and sync psycopg), measured in alternating rounds; a bare async loop of the
+    engine's own publish statement shows how much of the gap is the statement itself (its
+    idempotency key, the ready index, the NOTIFY) rather than the engine around it;
 (b) drain of pre-published no-op messages by one consumer process at concurrency 4 and 16,
     vs. a plain psycopg loop that claims with SKIP LOCKED and completes in batches;
 (c) pickup latency to an idle consumer for messages published 20 ms apart by another process;
 (d) bulk publish, `publish_many` of 1,000 messages per call, vs. a raw multi-row INSERT of the
     same rows and vs. COPY, into the same table, in alternating rounds (bench/queue_bulk.py);
 (e) a single publish and a claim+complete on an empty table and on one retaining --history
-    finished messages, in alternating rounds (bench/queue_history.py); --history 0 skips it.
+    finished messages, in alternating rounds (bench/queue_history.py); --history 0 skips it;
+(f) groups: a drain of ungrouped messages next to one of 20 groups taking turns and one with
+    a per-group cap, and a grouped single publish next to an ungrouped one
+    (bench/queue_groups.py).
 Each measurement is printed with its target from the issue "Queue engine v2", and a closing
 "targets" block marks each met (✓) or missed (✗).
 It makes its own database on DATABASE_URL's server (or the embedded one) and drops it after.
@@ -40,6 +45,7 @@ from clipper.db import migrate
 from clipper.db.urls import libpq_url
 from clipper.embedded_db import resolve_database_url
 from clipper.queue import JobContext, QueueAdapter, QueueMessage, ReceivedMessage
+from clipper.queue._sql import load_queries, notify_channel  # the bare-statement reference
 
 from .queue_bulk import bench_bulk
 from .queue_common import (
@@ -52,11 +58,12 @@ from .queue_common import (
     raw_claim_sql,
     raw_complete_sql,
 )
+from .queue_groups import bench_groups
 from .queue_history import bench_history
 
 RAW_CLAIM_BATCH = 100
 ROUNDS = 10
-PARTS = "abcde"
+PARTS = "abcdef"
 # The issue's targets for (a) to (c); (d) and (e) keep theirs in their modules.
 PUBLISH_RATIO = 0.85
 DRAIN_RATE = {4: 4_000, 16: 10_000}
@@ -82,7 +89,12 @@ async def bench_publish(url: str, count: int) -> list[Result]:
     async def plain_sync() -> None:
         raw_sync.execute(insert, (uuid.uuid4(), Jsonb({"n": 1})))
 
-    loops = {"ours": ours, "async": plain_async, "sync": plain_sync}
+    publish_statement = load_queries(SCHEMA)["publish"]
+
+    async def bare_statement() -> None:
+        await raw_async.execute(publish_statement, publish_parameters())
+
+    loops = {"ours": ours, "async": plain_async, "sync": plain_sync, "bare": bare_statement}
     elapsed = dict.fromkeys(loops, 0.0)
     for run_once in loops.values():  # warm-up: connections, prepared statements
         for _ in range(100):
@@ -101,7 +113,23 @@ async def bench_publish(url: str, count: int) -> list[Result]:
     return [
         Result("(a) publish, 1 per txn  vs raw INSERT, async", rate["ours"], rate["async"]),
         Result("(a) publish, 1 per txn  vs raw INSERT, sync", rate["ours"], rate["sync"]),
+        Result("(a) its statement, bare loop  vs raw INSERT", rate["bare"], rate["async"]),
     ]
+
+
+def publish_parameters() -> dict[str, object]:
+    """The engine's publish statement's parameters for one ungrouped message."""
+    return {
+        "queue": "publish-bare",
+        "job_id": uuid.uuid4(),
+        "priority": 0,
+        "payload": Jsonb({"n": 1}),
+        "group": None,
+        "turn": 0,
+        "max_attempts": 3,
+        "delay": 0.0,
+        "channel": notify_channel(SCHEMA),
+    }
 
 
 def prefill(url: str, queue: str, count: int) -> None:
@@ -199,7 +227,7 @@ async def paced_publisher(url: str, count: int) -> None:
 
 
 async def part_publish(url: str, args: argparse.Namespace) -> list[Target]:
-    results = await bench_publish(url, args.publish)
+    *results, bare = await bench_publish(url, args.publish)
     for result, driver in zip(results, ("async", "sync"), strict=True):
         result.target = Target(
             f"(a) publish / raw single INSERT, {driver}",
@@ -209,6 +237,7 @@ async def part_publish(url: str, args: argparse.Namespace) -> list[Target]:
             unit="x",
         )
         print(result.line())
+    print(bare.line())
     return [result.target for result in results if result.target]
 
 
@@ -255,6 +284,10 @@ async def part_history(url: str, args: argparse.Namespace) -> list[Target]:
     return await bench_history(url, args.history, args.history_ops)
 
 
+async def part_groups(url: str, args: argparse.Namespace) -> list[Target]:
+    return await bench_groups(url, args.groups)
+
+
 Part = Callable[[str, argparse.Namespace], Awaitable[list[Target]]]
 PART_RUNNERS: dict[str, Part] = {
     "a": part_publish,
@@ -262,6 +295,7 @@ PART_RUNNERS: dict[str, Part] = {
     "c": part_latency,
     "d": part_bulk,
     "e": part_history,
+    "f": part_groups,
 }
 
 
@@ -316,6 +350,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--history-ops", type=int, default=2000, help="messages per step and round in (e)"
     )
+    parser.add_argument("--groups", type=int, default=20_000, help="messages per path for (f)")
     return parser.parse_args()
 
 

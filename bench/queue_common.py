@@ -64,11 +64,13 @@ class Result:
     rate: float
     reference: float | None = None
     target: Target | None = None
+    reference_name: str = "raw"
 
     def line(self) -> str:
         text = f"{self.name:<44} {self.rate:>10,.0f} /s"
         if self.reference:
-            text += f"   raw {self.reference:>10,.0f} /s   ratio {self.rate / self.reference:.2f}x"
+            ratio = self.rate / self.reference
+            text += f"   {self.reference_name} {self.reference:>10,.0f} /s   ratio {ratio:.2f}x"
         if self.target:
             text += f"   {self.target.verdict()}"
         return text
@@ -92,7 +94,13 @@ async def alternate(contenders: Sequence[Round], rounds: int) -> dict[str, float
     return total
 
 
-async def drain(adapter: QueueAdapter, queue: str, count: int, concurrency: int) -> float:
+async def drain(
+    adapter: QueueAdapter,
+    queue: str,
+    count: int,
+    concurrency: int,
+    group_concurrency: int | None = None,
+) -> float:
     """Seconds for a fresh consumer to run `count` no-op messages, acknowledgements flushed."""
     done = asyncio.Event()
     handled = 0
@@ -104,7 +112,9 @@ async def drain(adapter: QueueAdapter, queue: str, count: int, concurrency: int)
             done.set()
 
     started = time.perf_counter()
-    consumer = adapter.consume(noop, queue=queue, concurrency=concurrency)
+    consumer = adapter.consume(
+        noop, queue=queue, concurrency=concurrency, group_concurrency=group_concurrency
+    )
     await done.wait()
     await consumer.stop()  # flushes the last acknowledgements
     return time.perf_counter() - started
@@ -114,7 +124,7 @@ def raw_claim_sql(schema: str, queue: str) -> sql.Composed:
     """The engine's claim reduced to its core: ready rows, SKIP LOCKED, a new lease."""
     return sql.SQL(
         "WITH c AS (SELECT id FROM {s}.messages WHERE queue = {q} AND state = 'ready' "
-        "ORDER BY priority, id LIMIT %s FOR UPDATE SKIP LOCKED) "
+        "ORDER BY priority, turn, id LIMIT %s FOR UPDATE SKIP LOCKED) "
         "UPDATE {s}.messages m SET state = 'active', attempts = attempts + 1, "
         "lease_token = gen_random_uuid(), lease_until = now() + interval '90 seconds' "
         "FROM c WHERE m.id = c.id RETURNING m.id, m.lease_token"

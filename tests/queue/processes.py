@@ -12,8 +12,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_worker(
-    url: str, mode: str, concurrency: int = 4, visibility: float = 30.0
+    url: str,
+    mode: str,
+    concurrency: int = 4,
+    visibility: float = 30.0,
+    group_cap: int | None = None,
 ) -> subprocess.Popen[str]:
+    cap = [] if group_cap is None else [str(group_cap)]
     process = subprocess.Popen(
         [
             sys.executable,
@@ -23,6 +28,7 @@ def start_worker(
             mode,
             str(concurrency),
             str(visibility),
+            *cap,
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -420,8 +420,10 @@ async def test_messages_claimed_during_shutdown_go_back_at_once(harness: Harness
     claim_sent, stop_requested = asyncio.Event(), asyncio.Event()
     real_claim = store.claim
 
-    async def claim_in_flight(queue: str, limit: int, visibility: float) -> list[ReceivedMessage]:
-        claimed = await real_claim(queue, limit, visibility)
+    async def claim_in_flight(
+        queue: str, limit: int, visibility: float, group_cap: int | None = None
+    ) -> list[ReceivedMessage]:
+        claimed = await real_claim(queue, limit, visibility, group_cap)
         claim_sent.set()
         await stop_requested.wait()  # the answer arrives after shutdown began
         return claimed

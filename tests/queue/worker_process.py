@@ -1,9 +1,11 @@
 """A consumer in its own process, for the fault tests (they SIGKILL or SIGTERM it).
 
-    python -m tests.queue.worker_process DATABASE_URL MODE CONCURRENCY VISIBILITY
+    python -m tests.queue.worker_process DATABASE_URL MODE CONCURRENCY VISIBILITY [GROUP_CAP]
 
 MODE `count` bumps a per-message counter around each run (to catch double execution);
-MODE `hang` records that it started, then never finishes (until it is killed).
+MODE `hang` records that it started, then never finishes (until it is killed);
+MODE `work` takes a few milliseconds per message, so that attempts overlap.
+GROUP_CAP, when given, is the consumer's group_concurrency.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from clipper.queue import JobContext, QueueAdapter, ReceivedMessage
 from tests.queue.conftest import fast_config
 
 
-async def main(url: str, mode: str, concurrency: int, visibility: float) -> None:
+async def main(
+    url: str, mode: str, concurrency: int, visibility: float, group_cap: int | None
+) -> None:
     adapter = QueueAdapter(
         url,
         fast_config(
@@ -56,11 +60,15 @@ async def main(url: str, mode: str, concurrency: int, visibility: float) -> None
             )
         await asyncio.Event().wait()
 
+    async def work(message: ReceivedMessage, context: JobContext) -> None:
+        await asyncio.sleep(0.005)  # the work itself: long enough for claims to overlap
+
+    handlers = {"count": count, "hang": hang, "work": work}
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     await adapter.start()
-    adapter.consume(count if mode == "count" else hang)
+    adapter.consume(handlers[mode], group_concurrency=group_cap)
     print("ready", flush=True)
     await stop.wait()
     await adapter.shutdown(grace_seconds=5)
@@ -69,4 +77,5 @@ async def main(url: str, mode: str, concurrency: int, visibility: float) -> None
 
 if __name__ == "__main__":
     url, mode, concurrency, visibility = sys.argv[1:5]
-    asyncio.run(main(url, mode, int(concurrency), float(visibility)))
+    cap = int(sys.argv[5]) if len(sys.argv) > 5 else None
+    asyncio.run(main(url, mode, int(concurrency), float(visibility), cap))

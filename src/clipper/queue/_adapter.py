@@ -215,6 +215,7 @@ class QueueAdapter:
         on_dead_letter: DeadLetterHook | None = None,
         on_retry: RetryHook | None = None,
         transaction: TransactionFactory | None = None,
+        group_concurrency: int | None = None,
     ) -> Consumer:
         """Start running `handler` for messages of `queue` (default: the configured queue).
 
@@ -224,8 +225,14 @@ class QueueAdapter:
         same transaction: the engine's own, or the one `transaction()` opens (for instance
         SQLAlchemy's `engine.begin`), so the application's records commit with the move;
         `on_retry` likewise with each scheduled retry.
+
+        `group_concurrency` caps the active messages of each group (QueueMessage.group) at
+        that number across every consumer in the database that sets it (give all consumers of
+        a queue the same cap); their claims then take turns on one advisory lock per queue.
         """
         self._require_started()
+        if group_concurrency is not None and group_concurrency < 1:
+            raise ValueError("group_concurrency must be at least 1")
         queue = queue or self.config.queue
         if dead_letter_queue is DEFAULT_DEAD_LETTER_QUEUE:
             dead_letter_queue = dead_letter_queue_name(queue)
@@ -239,6 +246,7 @@ class QueueAdapter:
                 concurrency=concurrency or self.config.concurrency,
                 settle=SettleOptions(dead_letter_queue, on_dead_letter, on_retry, transaction),
                 on_error=self._on_error,
+                group_concurrency=group_concurrency,
             ),
         )
         self._before_first_consumer()

@@ -77,6 +77,8 @@ class ConsumerOptions:
     concurrency: int
     settle: SettleOptions
     on_error: ErrorHook | None = None
+    # At most this many active messages per group, across every consumer of the database.
+    group_concurrency: int | None = None
 
 
 class Consumer:
@@ -153,7 +155,10 @@ class Consumer:
                     await self._sweep_expired()
                 asked_at = loop.time()
                 messages = await self._store.claim(
-                    self.queue, free, self._config.visibility_seconds
+                    self.queue,
+                    free,
+                    self._config.visibility_seconds,
+                    self._options.group_concurrency,
                 )
                 failures = 0
             except Exception as exc:

@@ -11,21 +11,30 @@ from typing import Any
 JsonObject = dict[str, Any]
 
 
+MAX_GROUP_LENGTH = 200
+
+
 @dataclass(frozen=True, slots=True)
 class QueueMessage:
     """A message to publish: the job it is for, its priority (an integer: LOWER RUNS FIRST,
-    FIFO within one priority) and an optional JSON payload.
+    FIFO within one priority), an optional JSON payload and an optional group.
 
     The job id is the idempotency key: a queue holds at most one message per job id.
+    Messages of one `group` (a tenant, a customer) take turns with other groups' messages of
+    the same priority, and a consumer may cap how many of a group run at once (see
+    `QueueAdapter.consume(group_concurrency=...)`).
     """
 
     job_id: uuid.UUID
     priority: int = 0
     payload: JsonObject | None = None
+    group: str | None = None
 
     def __post_init__(self) -> None:
         if not -32768 <= self.priority <= 32767:  # stored as smallint
             raise ValueError(f"priority must be a smallint, got {self.priority}")
+        if self.group is not None and not 0 < len(self.group) <= MAX_GROUP_LENGTH:
+            raise ValueError(f"group must be 1 to {MAX_GROUP_LENGTH} characters")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +59,7 @@ class ReceivedMessage:
     claim: Claim
     # Seconds from when the message became runnable to this claim, on the database clock.
     pickup_delay: float = 0.0
+    group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +115,13 @@ class DeadLetter:
     error: ErrorInfo
     enqueued_at: datetime
     failed_at: datetime
+    group: str | None = None
 
     def as_json(self) -> JsonObject:
         return {
             "queue": self.source_queue,
             "payload": self.payload,
+            "group": self.group,
             "attempts": self.attempts,
             "error": self.error.as_json(),
             "enqueued_at": self.enqueued_at.isoformat(),
@@ -128,6 +140,7 @@ class DeadLetter:
             error=ErrorInfo.from_json(data.get("error")) or ErrorInfo("Unknown", ""),
             enqueued_at=datetime.fromisoformat(data["enqueued_at"]),
             failed_at=datetime.fromisoformat(data["failed_at"]),
+            group=data.get("group"),
         )
 
 

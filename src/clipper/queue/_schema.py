@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ._sql import load_schema_versions
+from ._sql import created_tables, load_schema_versions
 
 SCHEMA_VERSION = max(version for version, _ in load_schema_versions("clipper_queue"))
 
@@ -48,14 +48,11 @@ def _record(schema: str, version: int) -> sql.Composed:
     )
 
 
-# Every table the versions of sql/schema.sql create, for uninstall_sync.
-_TABLES = ("messages", "queues", "stats", "schema_version")
-
-
 def uninstall_sync(conn: psycopg.Connection[Any], *, schema: str = "clipper_queue") -> None:
     """Drop the queue's tables (and every message in them) from `schema`, in the caller's
     transaction; the schema itself stays. For an Alembic downgrade to base."""
-    tables = sql.SQL(", ").join(sql.Identifier(schema, table) for table in _TABLES)
+    names = (*created_tables(), "schema_version")
+    tables = sql.SQL(", ").join(sql.Identifier(schema, table) for table in names)
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(tables))
 
 

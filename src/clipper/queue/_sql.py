@@ -40,6 +40,17 @@ def load_schema_versions(schema: str) -> tuple[tuple[int, bytes], ...]:
     return tuple(versions)
 
 
+_CREATE_TABLE = re.compile(
+    r"^CREATE (?:UNLOGGED )?TABLE (?:IF NOT EXISTS )?\{schema\}\.(\w+)", re.MULTILINE
+)
+
+
+def created_tables() -> tuple[str, ...]:
+    """The tables the versions of sql/schema.sql create, in order (for uninstall)."""
+    text = resources.files(__package__).joinpath("sql/schema.sql").read_text()
+    return tuple(_CREATE_TABLE.findall(text))
+
+
 def notify_channel(schema: str) -> str:
     """The LISTEN/NOTIFY channel of a schema's queues; the payload names the queue."""
     return f"{schema}_wakeup"

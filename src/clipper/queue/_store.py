@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 import zlib
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeVar
 
@@ -118,6 +119,7 @@ class PostgresStore:
         # path to the database does.
         self._lease_lane = Lane(conninfo, "lease", kwargs)
         self._dead_letter_max_attempts = dead_letter_max_attempts
+        self._schema = schema
         self._queries = load_queries(schema)
         self._channel = notify_channel(schema)
         self.cancel_channel = cancel_channel(schema)
@@ -183,16 +185,39 @@ class PostgresStore:
     async def publish(
         self, queue: str, message: QueueMessage, *, max_attempts: int, delay: float, conn: Any
     ) -> bool:
+        [turn] = [0] if message.group is None else await self._take_turns(queue, [message])
         params = {
             "queue": queue,
             "job_id": message.job_id,
             "priority": message.priority,
             "payload": None if message.payload is None else Jsonb(message.payload),
+            "group": message.group,
+            "turn": turn,
             "max_attempts": max_attempts,
             "delay": delay,
             "channel": self._channel,
         }
         return bool(await self._execute_in("publish", params, conn, self._publish_lane))
+
+    async def _take_turns(self, queue: str, messages: Sequence[QueueMessage]) -> list[int]:
+        """Each message's turn: 0 when it has no group; else its group's next, taken on the
+        engine's own connection (see take_turns in queries.sql). Ungrouped batches cost no
+        statement."""
+        wanted = Counter(message.group for message in messages if message.group is not None)
+        if not wanted:
+            return [0] * len(messages)
+        params = {"queue": queue, "groups": list(wanted), "turns": list(wanted.values())}
+        rows = await self._execute("take_turns", params, self._publish_lane)
+        # Each group's turns end at its new last turn: hand them out in batch order.
+        next_turn = {group: last - wanted[group] + 1 for group, last in rows}
+        turns = []
+        for message in messages:
+            if message.group is None:
+                turns.append(0)
+            else:
+                turns.append(next_turn[message.group])
+                next_turn[message.group] += 1
+        return turns
 
     async def requeue(
         self,
@@ -209,15 +234,24 @@ class PostgresStore:
             "job_id": message.job_id,
             "priority": message.priority,
             "payload": None if message.payload is None else Jsonb(message.payload),
+            "group": message.group,
             "max_attempts": max_attempts,
             "channel": self._channel,
         }
         return bool(await self._execute_in("requeue", params, conn))
 
-    async def claim(self, queue: str, limit: int, visibility: float) -> list[ReceivedMessage]:
-        rows = await self._execute(
-            "claim", {"queue": queue, "limit": limit, "visibility": visibility}, self._claim_lane
-        )
+    async def claim(
+        self, queue: str, limit: int, visibility: float, group_cap: int | None = None
+    ) -> list[ReceivedMessage]:
+        """Claim up to `limit` messages; with `group_cap`, never more than that many active
+        per group across every consumer of the database."""
+        params = {"queue": queue, "limit": limit, "visibility": visibility, "group_cap": group_cap}
+        if group_cap is None:
+            rows = await self._execute("claim", params, self._claim_lane)
+        else:
+            rows = await self._with_connection(
+                lambda conn: self._claim_capped(conn, params), self._claim_lane
+            )
         return [
             ReceivedMessage(
                 queue=queue,
@@ -229,6 +263,7 @@ class PostgresStore:
                 enqueued_at=created_at,
                 claim=Claim(message_id, token),
                 pickup_delay=max(0.0, pickup_delay),
+                group=group,
             )
             for (
                 message_id,
@@ -240,8 +275,20 @@ class PostgresStore:
                 max_attempts,
                 created_at,
                 pickup_delay,
+                group,
             ) in rows
         ]
+
+    async def _claim_capped(
+        self, conn: Connection, params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """The claim after the queue's group lock: its statement's snapshot then holds every
+        claim committed before, so the active counts it reads are current."""
+        lock_key = zlib.crc32(f"{self._schema}.groups.{params['queue']}".encode())
+        async with conn.transaction():
+            await conn.execute(self._queries["lock_group_claims"], {"lock_key": lock_key})
+            cursor = await conn.execute(self._queries["claim"], params)
+            return await cursor.fetchall()
 
     async def claim_expired_final(
         self, queue: str, limit: int, visibility: float
@@ -345,7 +392,7 @@ class PostgresStore:
             row = await cursor.fetchone()
             if row is None:
                 return None
-            queue, job_id, priority, payload, attempts, created_at, finished_at, _ = row
+            queue, job_id, priority, payload, attempts, created_at, finished_at, group, _ = row
             letter = DeadLetter(
                 source_queue=queue,
                 job_id=job_id,
@@ -355,6 +402,7 @@ class PostgresStore:
                 error=error,
                 enqueued_at=created_at,
                 failed_at=finished_at,
+                group=group,
             )
             if options.on_dead_letter is not None:
                 await options.on_dead_letter(letter, hook_connection)
@@ -387,6 +435,8 @@ class PostgresStore:
             "job_ids": [message.job_id for message in messages],
             "priorities": [message.priority for message in messages],
             "payloads": [None if m.payload is None else Jsonb(m.payload) for m in messages],
+            "groups": [message.group for message in messages],
+            "turns": await self._take_turns(queue, messages),
             "max_attempts": max_attempts,
             "delay": delay,
             "channel": self._channel,

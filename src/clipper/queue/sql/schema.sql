@@ -71,3 +71,31 @@ CREATE TABLE {schema}.stats (
     cancelled     integer     NOT NULL DEFAULT 0,
     PRIMARY KEY (queue, minute, shard)
 );
+
+-- version: 4
+-- Groups: a message may carry a group key (a tenant, say). Claims take turns among groups by
+-- `turn`, a per-group turn number handed out at publish: a group's next message gets
+-- max(its last turn + 1, the oldest turn still waiting in the queue), so a group that just
+-- arrived (or was idle) starts beside the head of the line, neither behind another group's
+-- whole backlog nor ahead of it with turns banked while it was idle.
+-- Ungrouped messages keep turn 0: they are not in the rotation and, within their
+-- priority, run first and FIFO as before.
+ALTER TABLE {schema}.messages ADD COLUMN IF NOT EXISTS group_key text;
+ALTER TABLE {schema}.messages ADD COLUMN IF NOT EXISTS turn bigint NOT NULL DEFAULT 0;
+-- claim: ready messages by priority, then turn, then FIFO (replaces the (priority, id) index).
+CREATE INDEX messages_ready_turn_idx ON {schema}.messages (queue, priority, turn, id)
+    WHERE state = 'ready';
+DROP INDEX IF EXISTS {schema}.messages_ready_idx;
+-- publish: the oldest waiting grouped turn of a queue (one index probe).
+CREATE INDEX messages_group_turn_idx ON {schema}.messages (queue, turn)
+    WHERE state = 'ready' AND group_key IS NOT NULL;
+-- The last turn handed to each group of each queue. UNLOGGED: taking turns then costs no WAL
+-- flush (a grouped publish ran at 0.5x an ungrouped one with a logged table). After a crash
+-- (or on a promoted standby) it starts empty, which is harmless: every group then takes its
+-- next turn from the oldest one still waiting, as a newly arrived group does.
+CREATE UNLOGGED TABLE {schema}.groups (
+    queue     text   NOT NULL,
+    group_key text   NOT NULL,
+    last_turn bigint NOT NULL,
+    PRIMARY KEY (queue, group_key)
+);
