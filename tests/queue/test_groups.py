@@ -19,6 +19,7 @@ from clipper.queue import (
 from tests.helpers import wait_for
 from tests.queue.conftest import Harness
 from tests.queue.processes import sigterm, start_worker
+from tests.queue.test_contract import Recorder
 
 CONCURRENCY = 4
 
@@ -220,3 +221,33 @@ def test_a_group_key_is_1_to_200_characters() -> None:
         QueueMessage(uuid.uuid4(), group="")
     with pytest.raises(ValueError, match="group"):
         QueueMessage(uuid.uuid4(), group="x" * 201)
+
+
+async def test_a_capped_consumer_waits_quietly_and_wakes_when_another_frees_a_place(
+    harness: Harness,
+) -> None:
+    """A full group's due messages must not make the claim loop spin (their run_after is
+    past, so "the next due message" is always now); the acknowledgement that frees a place,
+    from another process, wakes it instead of the next poll."""
+    other_process = await harness.adapter()
+    waiter = await harness.adapter(poll_interval_seconds=30.0)
+    await other_process.publish_many([QueueMessage(uuid.uuid4(), group="g") for _ in range(2)])
+    [running] = await other_process.store.claim("clips", 1, 30.0, group_cap=1)
+    idle_checks = 0
+    real_next_due = waiter.store.next_due
+
+    async def counted_next_due(queue: str) -> float | None:
+        nonlocal idle_checks
+        idle_checks += 1
+        return await real_next_due(queue)
+
+    waiter.store.next_due = counted_next_due  # type: ignore[method-assign]
+    recorder = Recorder()
+    waiter.consume(recorder, group_concurrency=1)
+    await wait_for(lambda: idle_checks >= 1, message="the waiter gone idle")
+    with pytest.raises(AssertionError, match="timed out"):  # quiet while the group is full
+        await wait_for(lambda: idle_checks > 2, timeout=0.5)
+    assert recorder.seen == []
+    await other_process.store.complete([running.claim])  # frees the group's one place
+    async with asyncio.timeout(3.0):  # far sooner than the waiter's 30 s poll
+        await wait_for(lambda: recorder.seen, message="the waiter woken")

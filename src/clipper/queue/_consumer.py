@@ -184,7 +184,14 @@ class Consumer:
         except Exception as exc:
             self._report(exc, "next_due")
             return timeout
-        return timeout if due is None else min(timeout, due + 0.001)
+        if due is None:
+            return timeout
+        if due == 0.0 and self._options.group_concurrency is not None:
+            # Runnable messages the claim left behind: their groups are full. Waiting for the
+            # next one to be due would spin; an acknowledgement that frees a place in a group
+            # wakes the queue's consumers (NOTIFY), and the poll interval is the fallback.
+            return timeout
+        return min(timeout, due + 0.001)
 
     async def _wait_for_stop(self, timeout: float) -> None:
         try:

@@ -392,7 +392,7 @@ class PostgresStore:
             row = await cursor.fetchone()
             if row is None:
                 return None
-            queue, job_id, priority, payload, attempts, created_at, finished_at, group, _ = row
+            queue, job_id, priority, payload, attempts, created_at, finished_at, group, *_ = row
             letter = DeadLetter(
                 source_queue=queue,
                 job_id=job_id,

@@ -139,13 +139,16 @@ WHERE m.id = expired.id
 RETURNING m.id, m.lease_token, m.cancel_requested_at IS NOT NULL AS cancelling;
 
 -- name: complete
--- Acknowledge a batch of attempts; only rows still held by the same lease token change.
+-- Acknowledge a batch of attempts; only rows still held by the same lease token change. A
+-- grouped message's place in its group is free again: wake the queue's consumers, whose
+-- capped claims may have left that group's messages behind (one NOTIFY per transaction and
+-- queue, as PostgreSQL folds identical ones; none for ungrouped messages).
 WITH done AS (
     UPDATE {schema}.messages AS m
     SET state = 'completed', finished_at = now(), lease_token = NULL, lease_until = NULL
     FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS acked(id, token)
     WHERE m.id = acked.id AND m.lease_token = acked.token AND m.state = 'active'
-    RETURNING m.id, m.queue
+    RETURNING m.id, m.queue, m.group_key
 ), counted AS (
     INSERT INTO {schema}.stats (queue, minute, shard, completed)
     SELECT queue, date_trunc('minute', now()), mod(pg_backend_pid(), 4), count(*)
@@ -153,7 +156,7 @@ WITH done AS (
     ON CONFLICT (queue, minute, shard)
     DO UPDATE SET completed = stats.completed + EXCLUDED.completed
 )
-SELECT id FROM done;
+SELECT id, CASE WHEN group_key IS NOT NULL THEN pg_notify(%(channel)s, queue) END FROM done;
 
 -- name: extend
 -- Heartbeat: push the leases of a batch of attempts forward; returns the ones still held, and
@@ -244,7 +247,10 @@ WITH dead AS (
                   dead_lettered = stats.dead_lettered + EXCLUDED.dead_lettered
 )
 SELECT dead.queue, dead.job_id, dead.priority, dead.payload, dead.attempts, dead.created_at,
-       dead.finished_at, dead.group_key, (SELECT pg_notify(%(channel)s, letter.queue) FROM letter) AS notified
+       dead.finished_at, dead.group_key,
+       (SELECT pg_notify(%(channel)s, letter.queue) FROM letter) AS notified,
+       -- A place in the group is free again (see complete).
+       CASE WHEN dead.group_key IS NOT NULL THEN pg_notify(%(channel)s, dead.queue) END
 FROM dead;
 
 -- name: cancel_attempt
