@@ -28,8 +28,8 @@ RETURNING group_key, last_turn;
 
 -- name: publish
 -- Enqueue one message unless the queue already holds its job id; notify on commit. The
--- NOTIFY rides on RETURNING (no row, no wake-up): 60 us cheaper per publish than selecting it
--- from a data-modifying CTE (bench/queue_bench.py (a)).
+-- NOTIFY rides on RETURNING (no row, no wake-up), which measured cheaper in a bare loop than
+-- selecting it from a data-modifying CTE.
 INSERT INTO {schema}.messages (queue, job_id, priority, payload, max_attempts, run_after,
                                group_key, turn)
 VALUES (%(queue)s, %(job_id)s, %(priority)s, %(payload)s, %(max_attempts)s,
