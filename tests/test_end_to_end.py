@@ -21,6 +21,7 @@ import pytest
 from clipper.db.session import create_engine, session_factory
 from clipper.domain.clips import ClipRequest
 from clipper.domain.jobs import SourceType
+from clipper.domain.tenancy import OPERATOR
 from clipper.media.cutting import DURATION_TOLERANCE_MS
 from clipper.media.probe import probe
 from clipper.queue import QueueAdapter, QueueConfig
@@ -191,7 +192,7 @@ async def _create_job(db_url: str) -> str:
     try:
         async with session_factory(engine).begin() as session:
             request = ClipRequest(SourceType.UPLOAD, 0, 10_000, upload_key="k")
-            return str((await create_job(session, queue, request)).job.id)
+            return str((await create_job(session, queue, request, OPERATOR)).job.id)
     finally:
         await queue.shutdown()
         await engine.dispose()

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .queue import ConnectionTimeouts, QueueConfig
@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     clip_max_runtime_sec: float = Field(default=600, validation_alias="CLIP_MAX_RUNTIME_SEC", gt=0)
     signing_key: SecretStr | None = Field(default=None, validation_alias="SIGNING_KEY")
     result_url_ttl_sec: int = Field(default=900, validation_alias="RESULT_URL_TTL_SEC", ge=10)
+    # Where clients reach the API (e.g. https://clips.example.com): result links are built on
+    # it, never on a request's Host header, which a client controls. Unset: the request's.
+    public_base_url: AnyHttpUrl | None = Field(default=None, validation_alias="PUBLIC_BASE_URL")
     subtitle_fonts_dir: Path = Field(
         default=Path("/usr/share/fonts"), validation_alias="SUBTITLE_FONTS_DIR"
     )

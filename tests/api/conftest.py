@@ -10,6 +10,9 @@ import httpx
 import pytest
 
 from clipper.api import create_app
+from clipper.api_keys import make_key
+from clipper.db.repositories import ApiKeyRepository, UploadRepository
+from clipper.db.session import create_engine, session_factory
 from clipper.settings import Settings
 from clipper.storage import LocalStorage, source_key
 
@@ -66,3 +69,39 @@ def clip(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return {key: value for key, value in body.items() if value is not None}
+
+
+async def create_key(db_url: str, *, admin: bool = False) -> str:
+    """A new API key's token (as `clipper keys create` makes one)."""
+    engine = create_engine(db_url, pool_size=1)
+    key = make_key()
+    async with session_factory(engine).begin() as session:
+        await ApiKeyRepository(session).add(key.id, "test", key.secret_hash, admin)
+    await engine.dispose()
+    return key.token
+
+
+async def own_sample_upload(db_url: str, token: str) -> None:
+    """Record SAMPLE_UPLOAD_KEY as uploaded with `token`'s key (as POST /api/uploads would),
+    taking it from any earlier owner."""
+    await own_upload(db_url, token, SAMPLE_UPLOAD_KEY)
+
+
+async def own_upload(
+    db_url: str, token: str, upload_key: str, data_dir: Path | None = None
+) -> None:
+    """Record `upload_key` as `token`'s (storing a file for it first when given `data_dir`)."""
+    if data_dir is not None:
+        stored = LocalStorage(data_dir).path(source_key(upload_key))
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        stored.write_bytes(b"another stored upload")
+    engine = create_engine(db_url, pool_size=1)
+    async with session_factory(engine).begin() as session:
+        uploads = UploadRepository(session)
+        await uploads.delete([upload_key])
+        await uploads.add(upload_key, key_id(token), "media", 15)
+    await engine.dispose()
+
+
+def key_id(token: str) -> str:
+    return token.split("_")[1]

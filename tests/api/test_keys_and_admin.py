@@ -8,19 +8,9 @@ import httpx
 import pytest
 
 from clipper.api import auth
-from clipper.api_keys import make_key
 from clipper.db.repositories import ApiKeyRepository
 from clipper.db.session import create_engine, session_factory
-from tests.api.conftest import ApiFactory, clip
-
-
-async def _create_key(db_url: str, *, admin: bool) -> str:
-    engine = create_engine(db_url, pool_size=1)
-    key = make_key()
-    async with session_factory(engine).begin() as session:
-        await ApiKeyRepository(session).add(key.id, "test", key.secret_hash, admin)
-    await engine.dispose()
-    return key.token
+from tests.api.conftest import ApiFactory, clip, create_key, own_sample_upload
 
 
 async def _revoke(db_url: str, token: str) -> None:
@@ -43,7 +33,8 @@ async def test_keys_on_require_a_valid_unrevoked_key(
 ) -> None:
     monkeypatch.setattr(auth, "CACHE_SECONDS", 0.0)  # see revocation at once
     client: httpx.AsyncClient = await make_client(enable_api_keys=True)
-    token = await _create_key(db_url, admin=False)
+    token = await create_key(db_url, admin=False)
+    await own_sample_upload(db_url, token)
     with caplog.at_level(logging.DEBUG):
         missing = await client.post("/api/jobs", json=clip())
         wrong = await client.post(
@@ -68,8 +59,8 @@ async def test_keys_on_require_a_valid_unrevoked_key(
 
 async def test_admin_routes_need_an_admin_key(make_client: ApiFactory, db_url: str) -> None:
     client: httpx.AsyncClient = await make_client(enable_api_keys=True)
-    user = await _create_key(db_url, admin=False)
-    admin = await _create_key(db_url, admin=True)
+    user = await create_key(db_url, admin=False)
+    admin = await create_key(db_url, admin=True)
     forbidden = await client.get("/api/dlq", headers={"X-API-Key": user})
     assert forbidden.status_code == 403
     assert forbidden.json()["error"]["code"] == "FORBIDDEN"

@@ -12,6 +12,7 @@ from clipper.db.models import Job, JobEvent
 from clipper.db.repositories import JobRepository
 from clipper.domain.clips import ClipRequest
 from clipper.domain.jobs import Priority, SourceType
+from clipper.domain.tenancy import OPERATOR
 from clipper.queue import QueueAdapter
 from clipper.services.jobs import IdempotencyConflictError, create_job
 
@@ -32,7 +33,7 @@ async def test_create_job_commits_row_event_and_message_together(
     sessions: async_sessionmaker[AsyncSession], queue: QueueAdapter
 ) -> None:
     async with sessions.begin() as session:
-        created = await create_job(session, queue, REQUEST)
+        created = await create_job(session, queue, REQUEST, OPERATOR)
     assert created.created
     async with sessions() as session:
         job = await JobRepository(session).get(created.job.id)
@@ -48,7 +49,7 @@ async def test_a_failure_after_publishing_leaves_nothing_behind(
 ) -> None:
     async def create_then_crash() -> None:
         async with sessions.begin() as session:
-            await create_job(session, queue, REQUEST)
+            await create_job(session, queue, REQUEST, OPERATOR)
             raise RuntimeError("crash before commit")
 
     with pytest.raises(RuntimeError, match="crash before commit"):
@@ -62,15 +63,15 @@ async def test_idempotency_key_returns_the_first_job(
     sessions: async_sessionmaker[AsyncSession], queue: QueueAdapter
 ) -> None:
     async with sessions.begin() as session:
-        first = await create_job(session, queue, REQUEST, "key-1")
+        first = await create_job(session, queue, REQUEST, OPERATOR, "key-1")
     async with sessions.begin() as session:
-        again = await create_job(session, queue, REQUEST, "key-1")
+        again = await create_job(session, queue, REQUEST, OPERATOR, "key-1")
     assert (again.job.id, again.created) == (first.job.id, False)
     other = ClipRequest(SourceType.UPLOAD, 0, 5_000, upload_key="up_2")
 
     async def reuse_key() -> None:
         async with sessions.begin() as session:
-            await create_job(session, queue, other, "key-1")
+            await create_job(session, queue, other, OPERATOR, "key-1")
 
     with pytest.raises(IdempotencyConflictError):
         await reuse_key()
@@ -82,7 +83,7 @@ async def test_concurrent_requests_with_one_key_make_one_job(
 ) -> None:
     async def attempt() -> tuple[str, bool]:
         async with sessions.begin() as session:
-            created = await create_job(session, queue, REQUEST, "same-key")
+            created = await create_job(session, queue, REQUEST, OPERATOR, "same-key")
             return str(created.job.id), created.created
 
     results = await asyncio.gather(*(attempt() for _ in range(20)))

@@ -15,6 +15,7 @@ from clipper.db.models import DlqJob, Job
 from clipper.db.repositories import JobRepository
 from clipper.domain.clips import ClipRequest
 from clipper.domain.jobs import SourceType
+from clipper.domain.tenancy import OPERATOR
 from clipper.queue import JobContext, QueueAdapter, QueueMessage
 from clipper.services.jobs import create_job
 from clipper.services.processing import ClipResult, JobRunner, Processor, Progress
@@ -28,7 +29,7 @@ KEEP = timedelta(hours=72)
 
 async def _create(sessions: async_sessionmaker[AsyncSession], queue: QueueAdapter) -> Job:
     async with sessions.begin() as session:
-        return (await create_job(session, queue, REQUEST)).job
+        return (await create_job(session, queue, REQUEST, OPERATOR)).job
 
 
 async def _job(sessions: async_sessionmaker[AsyncSession], job_id: uuid.UUID) -> Job:

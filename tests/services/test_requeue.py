@@ -14,6 +14,7 @@ from clipper.db.models import DlqJob, Job, JobEvent
 from clipper.db.repositories import JobRepository
 from clipper.domain.clips import ClipRequest
 from clipper.domain.jobs import SourceType
+from clipper.domain.tenancy import OPERATOR
 from clipper.media.errors import MissingSourceError
 from clipper.queue import Consumer, JobContext, QueueAdapter
 from clipper.services.jobs import create_job
@@ -67,7 +68,7 @@ async def _dead_lettered(
     job_ids = []
     for _ in range(count):
         async with sessions.begin() as session:
-            job_ids.append((await create_job(session, queue, REQUEST)).job.id)
+            job_ids.append((await create_job(session, queue, REQUEST, OPERATOR)).job.id)
     consumer = _consume(queue, engine, sessions, _missing_source)
 
     async def all_failed() -> bool:
@@ -139,12 +140,12 @@ async def test_only_failed_jobs_are_requeued_and_unknown_ids_are_named(
     sessions: async_sessionmaker[AsyncSession], queue: QueueAdapter, engine: AsyncEngine
 ) -> None:
     async with sessions.begin() as session:
-        done = (await create_job(session, queue, REQUEST)).job.id
+        done = (await create_job(session, queue, REQUEST, OPERATOR)).job.id
     consumer = _consume(queue, engine, sessions, _cut)
     await wait_for(lambda: _status_is_done(sessions, done), message="a done job")
     await consumer.stop()
     async with sessions.begin() as session:
-        queued = (await create_job(session, queue, REQUEST)).job.id
+        queued = (await create_job(session, queue, REQUEST, OPERATOR)).job.id
     unknown = uuid.uuid4()
 
     result = await _requeue(sessions, queue, [queued, done, unknown])
@@ -191,7 +192,7 @@ async def test_every_dead_lettered_job_is_requeued_in_batches(
 ) -> None:
     job_ids = sorted(await _dead_lettered(sessions, queue, engine, count=3))
     async with sessions.begin() as session:  # a queued job is not dead-lettered: left alone
-        bystander = (await create_job(session, queue, REQUEST)).job.id
+        bystander = (await create_job(session, queue, REQUEST, OPERATOR)).job.id
 
     first = await _requeue(sessions, queue, None, limit=2)
     rest = await _requeue(sessions, queue, None, limit=2, after=first.cursor)

@@ -11,6 +11,7 @@ from rich.progress import Progress
 from ..db.session import create_engine, session_factory
 from ..domain.clips import ClipRequest
 from ..domain.jobs import Priority, SourceType
+from ..domain.tenancy import OPERATOR
 from ..queue import QueueAdapter
 from ..services.jobs import create_job
 from ..services.retention import cleanup_expired_jobs, cleanup_old_uploads
@@ -89,7 +90,7 @@ async def _seed(settings: Settings, url: str, count: int) -> str:
                 upload_key=f"sample_{index}",
             )
             async with sessions.begin() as session:
-                await create_job(session, queue, request)
+                await create_job(session, queue, request, OPERATOR)
             async with sessions.begin() as session:
                 await seed_finished_jobs(session, index, keep)
     finally:

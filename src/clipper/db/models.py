@@ -16,6 +16,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -46,6 +47,8 @@ class Job(Base):
     __tablename__ = "jobs"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    # The API key that made the job ("local" with keys off): every read is scoped to it.
+    tenant_id: Mapped[str] = mapped_column(Text, server_default=text("'local'"))
     status: Mapped[str] = mapped_column(Text)
     priority: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(server_default=text("0"))
@@ -65,7 +68,8 @@ class Job(Base):
     error_code: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
-    idempotency_key: Mapped[str | None] = mapped_column(Text, unique=True)
+    # Unique per tenant: two tenants may use the same Idempotency-Key.
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
     # A hash of the request a key was first used with: the same key with another body is 409.
     request_fingerprint: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -85,6 +89,9 @@ class Job(Base):
             name="one_source",
         ),
         CheckConstraint("NOT burn_subtitles OR with_subtitles", name="burn_needs_subtitles"),
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        # GET /api/jobs for one tenant: newest first, cursor (created_at, id).
+        Index(None, "tenant_id", "created_at", "id"),
         # GET /api/jobs?status=…, and jobs-by-status counts for /metrics.
         Index(None, "status"),
         # GET /api/jobs: newest first, cursor (created_at, id).
@@ -93,6 +100,25 @@ class Job(Base):
         Index(None, "priority", "status"),
         # Retention: expired jobs.
         Index(None, "expires_at"),
+    )
+
+
+class Upload(Base):
+    """A stored upload and who owns it (the file itself is in storage under its key)."""
+
+    __tablename__ = "uploads"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('media', 'subtitles')", name="kind"),
+        CheckConstraint("size_bytes >= 0", name="size"),
+        # A tenant's stored bytes (the upload quota).
+        Index(None, "tenant_id"),
     )
 
 

@@ -16,7 +16,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.jobs import EventType, JobStatus, check, sources_of
-from .models import ApiKey, DlqJob, Job, JobEvent
+from ..domain.tenancy import LOCAL_TENANT
+from .models import ApiKey, DlqJob, Job, JobEvent, Upload
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,7 @@ class NewJob:
     source_type: str
     start_ms: int
     end_ms: int
+    tenant_id: str = LOCAL_TENANT
     upload_key: str | None = None
     source_url: str | None = None
     with_subtitles: bool = False
@@ -58,7 +60,7 @@ class JobRepository:
         statement = (
             insert(Job)
             .values(status=JobStatus.QUEUED.value, **dataclasses.asdict(new))
-            .on_conflict_do_nothing(index_elements=[Job.idempotency_key])
+            .on_conflict_do_nothing(index_elements=[Job.tenant_id, Job.idempotency_key])
             .returning(Job)
         )
         job = (await self._session.scalars(statement)).one_or_none()
@@ -66,17 +68,29 @@ class JobRepository:
             await self.add_event(job.id, EventType.CREATED, {"priority": job.priority})
         return job
 
-    async def get(self, job_id: uuid.UUID) -> Job | None:
-        return await self._session.get(Job, job_id, populate_existing=True)
+    async def get(self, job_id: uuid.UUID, tenant: str | None = None) -> Job | None:
+        """The job; with `tenant`, only when that tenant owns it (another tenant's job is as
+        absent as an unknown one)."""
+        job = await self._session.get(Job, job_id, populate_existing=True)
+        return None if job is None or (tenant is not None and job.tenant_id != tenant) else job
 
-    async def get_by_idempotency_key(self, key: str) -> Job | None:
-        return await self._session.scalar(select(Job).where(Job.idempotency_key == key))
+    async def get_by_idempotency_key(self, tenant: str, key: str) -> Job | None:
+        return await self._session.scalar(
+            select(Job).where(Job.tenant_id == tenant, Job.idempotency_key == key)
+        )
 
     async def page(
-        self, status: str | None, after: tuple[datetime, uuid.UUID] | None, limit: int
+        self,
+        tenant: str | None,
+        status: str | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
     ) -> Sequence[Job]:
-        """Newest first; `after` is the (created_at, id) of the last job of the previous page."""
+        """Newest first (of one tenant, or of all with None); `after` is the (created_at, id)
+        of the last job of the previous page."""
         statement = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+        if tenant is not None:
+            statement = statement.where(Job.tenant_id == tenant)
         if status is not None:
             statement = statement.where(Job.status == status)
         if after is not None:
@@ -321,6 +335,22 @@ class JobRepository:
         await self.add_event(job.id, EventType.FAILED, {"code": code})
         await self.add_event(job.id, EventType.DLQ, {"reason": message})
         return True
+
+
+class UploadRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, key: str, tenant: str, kind: str, size_bytes: int) -> None:
+        self._session.add(Upload(key=key, tenant_id=tenant, kind=kind, size_bytes=size_bytes))
+        await self._session.flush()
+
+    async def owner(self, key: str) -> str | None:
+        """The tenant that uploaded `key`; None when no upload has this key on record."""
+        return await self._session.scalar(select(Upload.tenant_id).where(Upload.key == key))
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        await self._session.execute(delete(Upload).where(Upload.key.in_(keys)))
 
 
 class ApiKeyRepository:

@@ -14,6 +14,7 @@ from ..db.models import Job, JobEvent
 from ..db.repositories import JobRepository, NewJob
 from ..domain.clips import ClipRequest
 from ..domain.jobs import Priority
+from ..domain.tenancy import Scope
 from ..errors import GoneError, NotFoundError
 from ..queue import QueueAdapter, QueueMessage
 
@@ -33,18 +34,22 @@ async def create_job(
     session: AsyncSession,
     queue: QueueAdapter,
     request: ClipRequest,
+    scope: Scope,
     idempotency_key: str | None = None,
 ) -> CreatedJob:
-    """Insert the job and its `created` event and publish it, inside the caller's transaction
-    (the caller commits: a failure anywhere leaves nothing behind). Concurrent requests with
-    one Idempotency-Key make one job; the others get it back."""
+    """Insert the job (owned by the scope's tenant) and its `created` event and publish it,
+    inside the caller's transaction (the caller commits: a failure anywhere leaves nothing
+    behind). Concurrent requests of one tenant with one Idempotency-Key make one job; the
+    others get it back. Idempotency-Keys are per tenant."""
     jobs = JobRepository(session)
+    tenant = scope.tenant
     fingerprint = request.fingerprint() if idempotency_key else None
-    if idempotency_key and (earlier := await jobs.get_by_idempotency_key(idempotency_key)):
+    if idempotency_key and (earlier := await jobs.get_by_idempotency_key(tenant, idempotency_key)):
         return _replay(earlier, fingerprint)
     job = await jobs.add(
         NewJob(
             id=uuid.uuid4(),
+            tenant_id=tenant,
             priority=request.priority.value,
             source_type=request.source_type.value,
             start_ms=request.start_ms,
@@ -61,7 +66,7 @@ async def create_job(
     )
     if job is None:  # a concurrent request with the same key committed first
         assert idempotency_key is not None
-        winner = await jobs.get_by_idempotency_key(idempotency_key)
+        winner = await jobs.get_by_idempotency_key(tenant, idempotency_key)
         assert winner is not None, "ON CONFLICT skipped the insert, so the key's row exists"
         return _replay(winner, fingerprint)
     await queue.publish(queue_message(job), conn=session)
@@ -69,8 +74,10 @@ async def create_job(
 
 
 def queue_message(job: Job) -> QueueMessage:
-    """The job's message: its id, and its priority as the queue's number."""
-    return QueueMessage(job.id, Priority(job.priority).rank)
+    """The job's message: its id, its priority as the queue's number, and its tenant as the
+    queue's group, so tenants take turns within a priority (one tenant's backlog cannot
+    starve another's jobs)."""
+    return QueueMessage(job.id, Priority(job.priority).rank, group=job.tenant_id)
 
 
 def _replay(job: Job, fingerprint: str | None) -> CreatedJob:
@@ -79,14 +86,15 @@ def _replay(job: Job, fingerprint: str | None) -> CreatedJob:
     return CreatedJob(job, created=False)
 
 
-async def get_job(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
-    return await JobRepository(session).get(job_id)
+async def get_job(session: AsyncSession, job_id: uuid.UUID, scope: Scope) -> Job | None:
+    return await JobRepository(session).get(job_id, scope.only_tenant)
 
 
-async def live_job(session: AsyncSession, job_id: uuid.UUID) -> Job:
-    """The job, unless it is unknown (NotFoundError) or expired (GoneError)."""
+async def live_job(session: AsyncSession, job_id: uuid.UUID, scope: Scope) -> Job:
+    """The job, unless it is unknown or another tenant's (NotFoundError, alike) or expired
+    (GoneError)."""
     jobs = JobRepository(session)
-    job = await jobs.get(job_id)
+    job = await jobs.get(job_id, scope.only_tenant)
     if job is None:
         raise NotFoundError()
     if await jobs.is_expired(job):
@@ -94,9 +102,9 @@ async def live_job(session: AsyncSession, job_id: uuid.UUID) -> Job:
     return job
 
 
-async def job_events(session: AsyncSession, job_id: uuid.UUID) -> Sequence[JobEvent]:
+async def job_events(session: AsyncSession, job_id: uuid.UUID, scope: Scope) -> Sequence[JobEvent]:
     """Everything that happened to a live job (see `live_job`), oldest first."""
-    await live_job(session, job_id)
+    await live_job(session, job_id, scope)
     return await JobRepository(session).events(job_id)
 
 
@@ -109,11 +117,13 @@ class JobList:
 
 async def list_jobs(
     session: AsyncSession,
+    scope: Scope,
     status: str | None,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> JobList:
     """Up to `limit` jobs, newest first, from after `after` (the created_at and id of the
     previous page's last job)."""
-    found = await JobRepository(session).page(status, after, limit + 1)  # one more: is there?
+    # One more than asked: is there another page?
+    found = await JobRepository(session).page(scope.only_tenant, status, after, limit + 1)
     return JobList(found[:limit], more=len(found) > limit)

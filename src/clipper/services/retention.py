@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..db.models import Job
-from ..db.repositories import JobRepository
+from ..db.repositories import JobRepository, UploadRepository
 from ..storage import Storage
 
 logger = logging.getLogger("clipper.retention")
@@ -70,6 +70,9 @@ async def cleanup_old_uploads(
     removable = [key for key in candidates if key not in in_use]
     for key in removable:
         await storage.delete_upload(key)
+    if removable:  # their records too: what a tenant has stored is what is on record
+        async with sessions.begin() as session:
+            await UploadRepository(session).delete(removable)
     return len(removable)
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
+from ...domain.tenancy import OPERATOR
 from ...errors import InvalidStateError, NotFoundError
 from ...services.dead_letters import list_dead_letters
 from ...services.jobs import get_job
@@ -39,6 +40,6 @@ async def requeue(job_id: uuid.UUID, resources: ResourcesDep) -> JobRead:
             raise NotFoundError()
         if refusal := result.refused.get(job_id):
             raise InvalidStateError(f"this job cannot be requeued: {refusal}")
-        requeued = await get_job(session, job_id)
+        requeued = await get_job(session, job_id, OPERATOR)
     assert requeued is not None
     return JobRead.of(requeued)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...domain.clips import ClipRequest
 from ...domain.jobs import Priority, SourceType
+from ...domain.tenancy import Scope
 from ...domain.timecode import parse_timecode
 from ...errors import (
     ClipTooLongError,
@@ -29,9 +30,10 @@ from ...services.jobs import (
     live_job,
 )
 from ...services.sources import url_refusal
+from ...services.uploads import upload_reachable
 from ...settings import Settings
 from ...storage import Storage, source_key, subtitles_key
-from ..deps import ResourcesDep, get_caller
+from ..deps import CallerDep, ResourcesDep, get_caller
 from ..schemas import (
     EventRead,
     FileLink,
@@ -50,16 +52,21 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(get_
 async def create(
     body: JobCreate,
     resources: ResourcesDep,
+    caller: CallerDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JobAccepted:
     """Accept a clip job: stored and enqueued in one transaction, answered at once. Repeat a
-    request with the same `Idempotency-Key` header to get the same job back."""
+    request with the same `Idempotency-Key` header to get the same job back (keys are per
+    API key: another key's Idempotency-Key is a different one)."""
     request = to_clip_request(body, resources.settings)
-    await _check_source(request, resources.storage, resources.settings)
+    await _check_url(request, resources.settings)
     async with resources.sessions.begin() as session:
+        await _check_uploads(session, request, resources.storage, caller.scope)
         try:
-            created = await create_job(session, resources.queue, request, idempotency_key)
+            created = await create_job(
+                session, resources.queue, request, caller.scope, idempotency_key
+            )
         except IdempotencyConflictError as exc:
             raise ConflictError() from exc
     job = created.job
@@ -119,49 +126,55 @@ def to_clip_request(body: JobCreate, settings: Settings) -> ClipRequest:
     )
 
 
-async def _check_source(request: ClipRequest, storage: Storage, settings: Settings) -> None:
-    if request.subtitles_upload_key is not None:
-        await _check_upload_key(
-            storage,
+async def _check_url(request: ClipRequest, settings: Settings) -> None:
+    if request.source_url is None:
+        return
+    if not settings.enable_ytdlp:
+        raise UrlSourcesDisabledError()
+    # Checked again before the fetch itself: DNS answers can change in between.
+    refusal = await url_refusal(request.source_url, settings.allowed_hosts)
+    if refusal is not None:
+        raise ValidationFailedError.field("youtubeUrl", refusal)
+
+
+async def _check_uploads(
+    session: AsyncSession, request: ClipRequest, storage: Storage, scope: Scope
+) -> None:
+    """The uploads the job names exist and the caller may use them; another tenant's upload
+    is "missing" exactly like one that never was."""
+    named = (
+        ("uploadKey", request.upload_key, source_key, "no upload has this key"),
+        (
             "subtitlesKey",
             request.subtitles_upload_key,
             subtitles_key,
             "no subtitles upload has this key",
-        )
-    if request.source_url is not None:
-        if not settings.enable_ytdlp:
-            raise UrlSourcesDisabledError()
-        # Checked again before the fetch itself: DNS answers can change in between.
-        refusal = await url_refusal(request.source_url, settings.allowed_hosts)
-        if refusal is not None:
-            raise ValidationFailedError.field("youtubeUrl", refusal)
-        return
-    if request.upload_key is not None:
-        await _check_upload_key(
-            storage, "uploadKey", request.upload_key, source_key, "no upload has this key"
-        )
-
-
-async def _check_upload_key(
-    storage: Storage, field: str, upload_key: str, locate: Callable[[str], str], missing: str
-) -> None:
-    try:
-        key = locate(upload_key)
-    except ValueError as exc:
-        raise ValidationFailedError.field(field, str(exc)) from None
-    if not await storage.exists(key):
-        raise ValidationFailedError.field(field, missing)
+        ),
+    )
+    for field, upload_key, locate, missing in named:
+        if upload_key is None:
+            continue
+        try:
+            stored_as = locate(upload_key)
+        except ValueError as exc:
+            raise ValidationFailedError.field(field, str(exc)) from None
+        if not await upload_reachable(session, storage, upload_key, stored_as, scope):
+            raise ValidationFailedError.field(field, missing)
 
 
 @router.get("/{job_id}/result", response_model=ResultRead)
-async def result(job_id: uuid.UUID, resources: ResourcesDep, request: Request) -> ResultRead:
+async def result(
+    job_id: uuid.UUID, resources: ResourcesDep, caller: CallerDep, request: Request
+) -> ResultRead:
     """Short-lived signed links to the clip (and subtitles) once the job is done: 409
-    NOT_READY before, 410 GONE after expiry. The links serve HTTP Range requests."""
+    NOT_READY before, 410 GONE after expiry. The links serve HTTP Range requests. Their host
+    is PUBLIC_BASE_URL when set (never a client's Host header then)."""
     async with resources.sessions() as session:
-        job = await live_job(session, job_id)
+        job = await live_job(session, job_id, caller.scope)
     if job.status != "done" or job.result_video_key is None:
         raise NotReadyError(f"the job is {job.status}")
-    base = str(request.base_url).rstrip("/")
+    public = resources.settings.public_base_url
+    base = (str(public) if public is not None else str(request.base_url)).rstrip("/")
 
     def link(key: str | None) -> FileLink | None:
         if key is None:
@@ -178,32 +191,35 @@ async def result(job_id: uuid.UUID, resources: ResourcesDep, request: Request) -
 
 
 @router.get("/{job_id}", response_model=JobRead)
-async def read(job_id: uuid.UUID, resources: ResourcesDep) -> JobRead:
-    """A job's status and progress (poll it); 404 if unknown, 410 once expired."""
+async def read(job_id: uuid.UUID, resources: ResourcesDep, caller: CallerDep) -> JobRead:
+    """A job's status and progress (poll it); 404 if unknown (or another key's), 410 once
+    expired."""
     async with resources.sessions() as session:
-        return JobRead.of(await live_job(session, job_id))
+        return JobRead.of(await live_job(session, job_id, caller.scope))
 
 
 @router.get("/{job_id}/events", response_model=list[EventRead])
-async def events(job_id: uuid.UUID, resources: ResourcesDep) -> list[EventRead]:
+async def events(job_id: uuid.UUID, resources: ResourcesDep, caller: CallerDep) -> list[EventRead]:
     """Everything that happened to a job, oldest first."""
     async with resources.sessions() as session:
-        return [EventRead.of(event) for event in await job_events(session, job_id)]
+        return [EventRead.of(event) for event in await job_events(session, job_id, caller.scope)]
 
 
 @router.get("", response_model=JobPage)
 async def page(
     resources: ResourcesDep,
+    caller: CallerDep,
     status_filter: Annotated[
         Literal["queued", "processing", "done", "failed"] | None, Query(alias="status")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> JobPage:
-    """Jobs, newest first; pass `nextCursor` back as `cursor` for the next page."""
+    """The caller's jobs (an admin key's: everyone's), newest first; pass `nextCursor` back as
+    `cursor` for the next page."""
     after = None if cursor is None else _decode_cursor(cursor)
     async with resources.sessions() as session:
-        found = await list_jobs(session, status_filter, after, limit)
+        found = await list_jobs(session, caller.scope, status_filter, after, limit)
     items = [JobRead.of(job) for job in found.jobs]
     return JobPage(items=items, next_cursor=_encode_cursor(items[-1]) if found.more else None)
 

@@ -10,8 +10,9 @@ from starlette.datastructures import FormData, UploadFile
 
 from ...errors import PayloadTooLargeError, StorageFullError, ValidationFailedError, is_disk_full
 from ...services.sources import UnusableUploadError, check_upload
+from ...services.uploads import record_upload
 from ...storage import TooLargeError, new_upload_key, source_key
-from ..deps import ResourcesDep, get_caller
+from ..deps import CallerDep, ResourcesDep, get_caller
 from ..schemas import Wire
 
 router = APIRouter(prefix="/api/uploads", tags=["uploads"], dependencies=[Depends(get_caller)])
@@ -29,7 +30,7 @@ class UploadRead(Wire):
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=UploadRead)
-async def upload(request: Request, resources: ResourcesDep) -> UploadRead:
+async def upload(request: Request, resources: ResourcesDep, caller: CallerDep) -> UploadRead:
     """Upload a video or audio file as multipart form field `file` (at most MAX_INPUT_MB).
     It is probed: it must hold a video or audio stream no longer than
     MAX_CLIP_INPUT_DURATION_SEC. Answers the `uploadKey` to use in POST /api/jobs. An .srt
@@ -52,6 +53,9 @@ async def upload(request: Request, resources: ResourcesDep) -> UploadRead:
         checked = await check_upload(resources.storage, key, settings.max_clip_input_duration_sec)
     except UnusableUploadError as exc:
         raise ValidationFailedError.field("file", str(exc)) from exc
+    # Recorded with its owner: only the caller's key (or an admin's) may make jobs from it.
+    async with resources.sessions.begin() as session:
+        await record_upload(session, key, caller.scope, checked.kind, size)
     return UploadRead(
         upload_key=key,
         kind=checked.kind,
