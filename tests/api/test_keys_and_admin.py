@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 
 import httpx
 import pytest
@@ -10,7 +12,9 @@ import pytest
 from clipper.api import auth
 from clipper.db.repositories import ApiKeyRepository
 from clipper.db.session import create_engine, session_factory
+from clipper.services import keys as keys_service
 from tests.api.conftest import ApiFactory, clip, create_key, own_sample_upload
+from tests.helpers import wait_for
 
 
 async def _revoke(db_url: str, token: str) -> None:
@@ -100,3 +104,35 @@ async def test_requeue_puts_a_failed_job_back(client: httpx.AsyncClient, db_url:
             (job_id,),
         ).fetchone()
     assert state == ("ready", 0)
+
+
+async def test_wrong_secrets_are_checked_off_the_event_loop_and_refused_from_cache(
+    make_client: ApiFactory, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flood of wrong secrets for a known key id used to run scrypt on the event loop,
+    slowing every other request (/healthz from 1.8 ms to ~500 ms): the hash now runs in a
+    thread, and a token refused once is refused again without hashing."""
+    client: httpx.AsyncClient = await make_client(enable_api_keys=True)
+    token = await create_key(db_url)
+    hashing, release, hashed = threading.Event(), threading.Event(), threading.Event()
+    checks = 0
+
+    def slow_verify(secret: str, stored: str) -> bool:
+        nonlocal checks
+        checks += 1
+        hashing.set()
+        release.wait(timeout=5)
+        hashed.set()
+        return False
+
+    monkeypatch.setattr(keys_service, "verify_secret", slow_verify)
+    wrong = {"X-API-Key": token[:-2] + "xx"}
+    attempt = asyncio.create_task(client.get("/api/jobs", headers=wrong))
+    await wait_for(hashing.is_set, message="a verification under way")
+    # While that hash runs, the API still answers (on the event loop, it could not).
+    assert (await client.get("/healthz")).status_code == 200
+    assert not hashed.is_set()
+    release.set()
+    assert (await attempt).status_code == 401
+    assert (await client.get("/api/jobs", headers=wrong)).status_code == 401
+    assert checks == 1  # the second refusal came from the cache

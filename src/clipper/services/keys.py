@@ -3,6 +3,7 @@ API caches the answer). Each runs in the caller's session; the caller commits.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +38,10 @@ async def verified_key(session: AsyncSession, token: str) -> ApiKey | None:
         return None
     key_id, secret = parts
     key = await ApiKeyRepository(session).get(key_id)
-    if key is None or key.revoked_at is not None or not verify_secret(secret, key.secret_hash):
+    if key is None or key.revoked_at is not None:
+        return None
+    # scrypt takes tens of milliseconds on purpose: in a thread (it releases the GIL), so the
+    # event loop keeps answering other requests while wrong secrets are being checked.
+    if not await asyncio.to_thread(verify_secret, secret, key.secret_hash):
         return None
     return key
