@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import psycopg
 import pytest
@@ -31,6 +32,8 @@ COMMANDS = [
     ["queue", "stats"],
     ["queue", "publish"],
     ["queue", "retention"],
+    ["jobs"],
+    ["jobs", "cancel"],
 ]
 
 
@@ -169,3 +172,27 @@ def test_seed_then_cleanup(db_url: str) -> None:
             conn.execute("SELECT status, count(*) FROM jobs GROUP BY 1").fetchall()
         )
     assert left == {"queued": 1, "processing": 1}
+
+
+def test_jobs_cancel_cancels_a_queued_job_and_refuses_a_finished_one(db_url: str) -> None:
+    assert clipper("seed", "--count", "1", DATABASE_URL=db_url).returncode == 0
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT ON (status) status, id FROM jobs ORDER BY status, id"
+        ).fetchall()
+    ids = {status: str(job_id) for status, job_id in rows}
+    queued, done = ids["queued"], ids["done"]
+    cancelled = clipper("jobs", "cancel", queued, DATABASE_URL=db_url)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout.strip() == f"job {queued} is cancelled"
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT state FROM clipper_queue.messages WHERE job_id = %s", (queued,)
+        ).fetchone()
+    assert row == ("cancelled",)
+    refused = clipper("jobs", "cancel", done, DATABASE_URL=db_url)
+    assert refused.returncode == 1
+    assert "the job is done" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    unknown = clipper("jobs", "cancel", str(uuid.uuid4()), DATABASE_URL=db_url)
+    assert unknown.returncode == 1

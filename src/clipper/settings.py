@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -115,6 +116,11 @@ class Settings(BaseSettings):
     enable_ytdlp: bool = Field(default=False, validation_alias="ENABLE_YTDLP")
     allowlist_hosts: str = Field(default="", validation_alias="ALLOWLIST_HOSTS")
     fetch_timeout_sec: float = Field(default=300, validation_alias="FETCH_TIMEOUT_SEC", gt=0)
+
+    @property
+    def keep_finished_for(self) -> timedelta:
+        """How long a finished (done, failed, cancelled) job and its files are kept."""
+        return timedelta(hours=self.retention_hours)
 
     @property
     def allowed_hosts(self) -> frozenset[str]:

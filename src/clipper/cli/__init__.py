@@ -6,7 +6,7 @@ from . import _early_exit  # noqa: F401  (imported first: SIGTERM handling durin
 
 import typer
 
-from . import db, dlq, keys, queue
+from . import db, dlq, jobs, keys, queue
 from .clip import clip, sample_video
 from .jobs import cleanup, seed
 from .serve import api, up
@@ -34,6 +34,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(queue.app, name="queue")
+app.add_typer(jobs.app, name="jobs")
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
-"""`clipper cleanup` and `clipper seed`: job retention now, and demo data."""
+"""`clipper cleanup` and `clipper seed` (job retention now, and demo data), and
+`clipper jobs cancel`."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import uuid
 from typing import Annotated
 
 import typer
@@ -12,13 +13,15 @@ from ..db.session import create_engine, session_factory
 from ..domain.clips import ClipRequest
 from ..domain.jobs import Priority, SourceType
 from ..domain.tenancy import OPERATOR
+from ..errors import ClipperError
 from ..queue import QueueAdapter
+from ..services.cancel import cancel_job
 from ..services.jobs import create_job
 from ..services.retention import cleanup_expired_jobs, cleanup_old_uploads
 from ..services.seed import seed_finished_jobs
 from ..settings import Settings
 from ..storage import LocalStorage
-from ._runtime import database_url_or_exit, run, settings_or_exit
+from ._runtime import database_url_or_exit, fail, run, settings_or_exit
 
 
 def cleanup(
@@ -78,7 +81,7 @@ async def _seed(settings: Settings, url: str, count: int) -> str:
     engine = create_engine(url, pool_size=2)
     queue = QueueAdapter(url, settings.queue_config())
     await queue.start()
-    keep = timedelta(hours=settings.retention_hours)
+    keep = settings.keep_finished_for
     try:
         sessions = session_factory(engine)
         for index in range(count):
@@ -97,3 +100,32 @@ async def _seed(settings: Settings, url: str, count: int) -> str:
         await queue.shutdown()
         await engine.dispose()
     return f"seeded {count * 4} job(s): {count} queued, processing, done and failed each"
+
+
+app = typer.Typer(help="Act on jobs as the operator (every tenant's).", no_args_is_help=True)
+
+
+@app.command("cancel")
+def cancel(job_id: Annotated[uuid.UUID, typer.Argument(help="The job's id.")]) -> None:
+    """Cancel a queued or processing job, as POST /api/jobs/{id}/cancel does: a queued one
+    never runs, a processing one has its FFmpeg (or fetch) stopped by its worker. Cancelling a
+    cancelled job again is harmless; a done or failed job is refused (exit code 1)."""
+    settings = settings_or_exit()
+    url = database_url_or_exit(settings)
+
+    async def main() -> str:
+        engine = create_engine(url, pool_size=1)
+        queue = QueueAdapter(url, settings.queue_config())
+        await queue.start()
+        try:
+            async with session_factory(engine).begin() as session:
+                job = await cancel_job(session, queue, job_id, OPERATOR, settings.keep_finished_for)
+                return f"job {job.id} is {job.status}"
+        finally:
+            await queue.shutdown()
+            await engine.dispose()
+
+    try:
+        typer.echo(run(main()))
+    except ClipperError as exc:
+        fail(f"job {job_id}: {exc}", code=1)

@@ -45,7 +45,7 @@ async def ping(session: AsyncSession) -> None:
 
 # Finished and past expiry (database clock): what retention may delete.
 _EXPIRED = (
-    Job.status.in_([JobStatus.DONE.value, JobStatus.FAILED.value]),
+    Job.status.in_([JobStatus.DONE.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value]),
     Job.expires_at <= func.now(),
 )
 
@@ -158,6 +158,15 @@ class JobRepository:
     async def dead_letters(self, limit: int) -> Sequence[DlqJob]:
         statement = select(DlqJob).order_by(DlqJob.created_at.desc()).limit(limit)
         return (await self._session.scalars(statement)).all()
+
+    async def lock_one(self, job_id: uuid.UUID, tenant: str | None) -> Job | None:
+        """The job (of `tenant`, or any with None), freshly read and locked until this
+        transaction ends."""
+        statement = select(Job).where(Job.id == job_id).with_for_update()
+        if tenant is not None:
+            statement = statement.where(Job.tenant_id == tenant)
+        statement = statement.execution_options(populate_existing=True)
+        return (await self._session.scalars(statement)).one_or_none()
 
     async def lock(self, job_ids: Sequence[uuid.UUID]) -> Sequence[Job]:
         """These jobs, freshly read and locked until this transaction ends, in id order (so
@@ -304,6 +313,15 @@ class JobRepository:
             await self.add_event(job_id, EventType.DONE, {"video": result_video_key})
         return moved
 
+    async def cancel(self, job: Job, keep_for: timedelta) -> bool:
+        """queued or processing -> cancelled (expiring `keep_for` from now, like a result),
+        with a `cancelled` event; False (a no-op) when it was cancelled already."""
+        previous = job.status
+        if not await self._move(job, JobStatus.CANCELLED, expires_at=func.now() + keep_for):
+            return False
+        await self.add_event(job.id, EventType.CANCELLED, {"was": previous})
+        return True
+
     async def fail(
         self,
         job: Job,
@@ -313,7 +331,10 @@ class JobRepository:
         keep_for: timedelta,
     ) -> bool:
         """Mark the job failed (expiring `keep_for` from now, like a result) and record its
-        dead letter, with `failed` and `dlq` events."""
+        dead letter, with `failed` and `dlq` events. A cancelled job stays cancelled: this is
+        then the late failure of an attempt its cancel stopped."""
+        if job.status == JobStatus.CANCELLED.value:
+            return False
         moved = await self._move(
             job,
             JobStatus.FAILED,

@@ -20,10 +20,11 @@ class JobStatus(enum.StrEnum):
     PROCESSING = "processing"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     @property
     def terminal(self) -> bool:
-        return self in (JobStatus.DONE, JobStatus.FAILED)
+        return self in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 class Priority(enum.StrEnum):
@@ -57,6 +58,7 @@ class EventType(enum.StrEnum):
     FAILED = "failed"
     DLQ = "dlq"
     REQUEUED = "requeued"
+    CANCELLED = "cancelled"
 
 
 class InvalidTransitionError(Exception):
@@ -64,12 +66,15 @@ class InvalidTransitionError(Exception):
 
 
 _ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.QUEUED: frozenset({JobStatus.PROCESSING, JobStatus.FAILED}),
+    JobStatus.QUEUED: frozenset({JobStatus.PROCESSING, JobStatus.FAILED, JobStatus.CANCELLED}),
     # processing -> processing: a redelivered attempt after its worker died.
-    JobStatus.PROCESSING: frozenset({JobStatus.PROCESSING, JobStatus.DONE, JobStatus.FAILED}),
+    JobStatus.PROCESSING: frozenset(
+        {JobStatus.PROCESSING, JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED}
+    ),
     JobStatus.DONE: frozenset(),
     # failed -> queued: an operator requeues a dead letter.
     JobStatus.FAILED: frozenset({JobStatus.QUEUED}),
+    JobStatus.CANCELLED: frozenset(),
 }
 
 

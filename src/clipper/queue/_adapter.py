@@ -168,14 +168,17 @@ class QueueAdapter:
         self.metrics.duplicates.labels(queue).inc(len(messages) - len(new))
         return new
 
-    async def cancel(self, job_id: uuid.UUID, *, queue: str | None = None) -> CancelOutcome:
+    async def cancel(
+        self, job_id: uuid.UUID, *, queue: str | None = None, conn: Any = None
+    ) -> CancelOutcome:
         """Cancel a job's message. A waiting one (ready or scheduled) ends `cancelled` at once;
         a running one has its handler cancelled wherever its consumer runs (told by NOTIFY,
         with the heartbeat as the fallback; `context.cancel_reason == "cancelled"`), and ends
-        `cancelled`: not retried, not dead-lettered. Repeating it is harmless."""
+        `cancelled`: not retried, not dead-lettered. Repeating it is harmless. With `conn`, it
+        joins the caller's transaction (the running consumer is told when that commits)."""
         self._require_started()
         queue = queue or self.config.queue
-        state = await self.store.cancel(queue, job_id)
+        state = await self.store.cancel(queue, job_id, conn)
         if state is None:
             return CancelOutcome.NOT_FOUND
         if state == "ready":

@@ -415,10 +415,10 @@ class PostgresStore:
         params = {"id": claim.message_id, "token": claim.lease_token}
         return bool(await self._execute("cancel_attempt", params))
 
-    async def cancel(self, queue: str, job_id: uuid.UUID) -> str | None:
+    async def cancel(self, queue: str, job_id: uuid.UUID, conn: Any = None) -> str | None:
         """Cancel a message; the state it was in, or None when the queue has no such job."""
         params = {"queue": queue, "job_id": job_id, "cancel_channel": self.cancel_channel}
-        rows = await self._execute("cancel", params)
+        rows = await self._execute_in("cancel", params, conn)
         return str(rows[0][0]) if rows else None
 
     async def publish_many(

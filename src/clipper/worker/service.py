@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -64,7 +63,7 @@ class Worker:
                 self._options.processors
                 if self._options.processors is not None
                 else default_processors(self._settings),
-                timedelta(hours=self._settings.retention_hours),
+                self._settings.keep_finished_for,
                 self.queue.metrics.registry,
                 storage=LocalStorage(self._settings.data_dir),
                 deadline_seconds=self._settings.connection_timeouts().statement_seconds,

@@ -22,6 +22,7 @@ from ...errors import (
     UrlSourcesDisabledError,
     ValidationFailedError,
 )
+from ...services.cancel import cancel_job
 from ...services.jobs import (
     IdempotencyConflictError,
     create_job,
@@ -190,6 +191,19 @@ async def result(
     return ResultRead(video=video, subtitles=link(job.result_subtitles_key))
 
 
+@router.post("/{job_id}/cancel", response_model=JobRead)
+async def cancel(job_id: uuid.UUID, resources: ResourcesDep, caller: CallerDep) -> JobRead:
+    """Cancel a queued or processing job: a queued one never runs; a processing one has its
+    FFmpeg (or fetch) stopped within about a second, its scratch files removed. Either ends
+    `cancelled` with a `cancelled` event. Repeating it is harmless; a done or failed job is a
+    409 INVALID_STATE naming its status."""
+    async with resources.sessions.begin() as session:
+        job = await cancel_job(
+            session, resources.queue, job_id, caller.scope, resources.settings.keep_finished_for
+        )
+        return JobRead.of(job)
+
+
 @router.get("/{job_id}", response_model=JobRead)
 async def read(job_id: uuid.UUID, resources: ResourcesDep, caller: CallerDep) -> JobRead:
     """A job's status and progress (poll it); 404 if unknown (or another key's), 410 once
@@ -210,7 +224,8 @@ async def page(
     resources: ResourcesDep,
     caller: CallerDep,
     status_filter: Annotated[
-        Literal["queued", "processing", "done", "failed"] | None, Query(alias="status")
+        Literal["queued", "processing", "done", "failed", "cancelled"] | None,
+        Query(alias="status"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
