@@ -72,6 +72,10 @@ class Job(Base):
     idempotency_key: Mapped[str | None] = mapped_column(Text)
     # A hash of the request a key was first used with: the same key with another body is 409.
     request_fingerprint: Mapped[str | None] = mapped_column(Text)
+    # The batch (POST /api/jobs/batch) the job was submitted in, if any.
+    batch_id: Mapped[uuid.UUID | None]
+    # Called (a signed POST) when the job ends; falls back to the key's callback_url.
+    callback_url: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     expires_at: Mapped[datetime | None]
@@ -100,6 +104,9 @@ class Job(Base):
         Index(None, "priority", "status"),
         # Retention: expired jobs.
         Index(None, "expires_at"),
+        Index(None, "batch_id"),
+        # Quotas: a tenant's unfinished jobs.
+        Index(None, "tenant_id", "status"),
     )
 
 
@@ -156,3 +163,23 @@ class ApiKey(Base):
     is_admin: Mapped[bool] = mapped_column(server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     revoked_at: Mapped[datetime | None]
+    # Limits of this key; None: the setting's default (KEY_RATE_PER_MINUTE, ...).
+    rate_per_minute: Mapped[int | None]
+    max_active_jobs: Mapped[int | None]
+    max_upload_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # The callback URL of the key's jobs that name none.
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    # The webhook secret is derived from SIGNING_KEY, the key id and this version (never
+    # stored); rotating it bumps the version.
+    webhook_secret_version: Mapped[int] = mapped_column(server_default=text("1"))
+
+
+class RateLimit(Base):
+    """The request-rate state of one tenant, shared by every API process (GCRA)."""
+
+    __tablename__ = "rate_limits"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
+
+    tenant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    # The theoretical arrival time: when the tenant's next request would be exactly on rate.
+    tat: Mapped[datetime]
