@@ -10,7 +10,8 @@ import re
 import secrets
 from dataclasses import dataclass
 
-_TOKEN = re.compile(r"^ck_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+# fullmatch with explicit ASCII classes: `$` would also accept a trailing newline.
+_TOKEN = re.compile(r"ck_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 _N, _R, _P = 2**14, 8, 1  # about 16 MiB and tens of milliseconds per check
 
 
@@ -29,7 +30,7 @@ def make_key() -> NewKey:
 
 def parse_token(token: str) -> tuple[str, str] | None:
     """(id, secret) of a well-formed token, else None."""
-    match = _TOKEN.match(token)
+    match = _TOKEN.fullmatch(token)
     return (match.group(1), match.group(2)) if match else None
 
 

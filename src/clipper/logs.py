@@ -6,11 +6,13 @@ messages; it is one small formatter on the standard logging module.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
 import re
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +39,32 @@ _SECRETS = (
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "clipper_correlation_id", default=None
 )
+
+
+# Set while a request whose URL is a secret is sent (see httpx_unlogged).
+_httpx_unlogged: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "clipper_httpx_unlogged", default=False
+)
+
+
+class _DropWhileUnlogged(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _httpx_unlogged.get()
+
+
+_DROP_WHILE_UNLOGGED = _DropWhileUnlogged()
+
+
+@contextlib.contextmanager
+def httpx_unlogged() -> Iterator[None]:
+    """Drop the records httpx makes inside (in this task only): its INFO line of each request
+    names the full URL, and a callback URL may hold a secret in its path."""
+    logging.getLogger("httpx").addFilter(_DROP_WHILE_UNLOGGED)  # a known filter is skipped
+    token = _httpx_unlogged.set(True)
+    try:
+        yield
+    finally:
+        _httpx_unlogged.reset(token)
 
 
 def redact(text: str) -> str:

@@ -1,6 +1,7 @@
 """Where sources and clips are kept: a Storage interface and its local-filesystem form.
 
-Keys: `sources/{upload id}/source` for uploads, `results/{job id}/{attempt}/clip.mp4` for
+Keys: `sources/{upload id}/source` for uploads, `sources/batch-{batch id}/media` for the
+media a batch of URL-source jobs shares, `results/{job id}/{attempt}/clip.mp4` for
 clips. The API streams uploads in, the worker reads sources and writes clips, retention deletes
 them."""
 
@@ -19,7 +20,9 @@ from typing import Protocol
 
 from .errors import StorageFullError, is_disk_full
 
-_UPLOAD_KEY = re.compile(r"^up_([0-9a-f]{32})$")
+# fullmatch only: `$` would also accept "up_…\n", a key naming the same upload under another
+# spelling (retention would then delete an upload a queued job still needs).
+_UPLOAD_KEY = re.compile(r"up_([0-9a-f]{32})")
 
 
 class TooLargeError(Exception):
@@ -32,7 +35,7 @@ def new_upload_key() -> str:
 
 def source_key(upload_key: str) -> str:
     """Where an upload lives. Upload keys are opaque, so a job can name only a real upload."""
-    match = _UPLOAD_KEY.match(upload_key)
+    match = _UPLOAD_KEY.fullmatch(upload_key)
     if match is None:
         raise ValueError("is not an upload key (up_ followed by 32 hex digits)")
     return f"sources/{match.group(1)}/source"
@@ -41,6 +44,15 @@ def source_key(upload_key: str) -> str:
 def subtitles_key(upload_key: str) -> str:
     """Where an uploaded .srt sidecar lives (same upload keys, another name)."""
     return source_key(upload_key).rsplit("/", 1)[0] + "/subtitles.srt"
+
+
+_BATCH_FOLDER_PREFIX = "batch-"
+
+
+def batch_media_key(batch_id: uuid.UUID) -> str:
+    """Where the media of a batch's URL source is kept once fetched, for all its jobs. Not an
+    upload: upload keys are 32 hex digits, which `batch-…` never is."""
+    return f"sources/{_BATCH_FOLDER_PREFIX}{batch_id}/media"
 
 
 def results_folder(job_id: uuid.UUID) -> str:
@@ -52,6 +64,23 @@ def result_key(job_id: uuid.UUID, attempt: int, name: str = "clip.mp4") -> str:
     """Where an attempt stores a result: a folder per attempt, so a stale attempt that still
     runs after losing its lease never overwrites the files of the attempt that won."""
     return f"{results_folder(job_id)}/{attempt}/{name}"
+
+
+def is_result_key(key: str) -> bool:
+    """Whether `key` (from a client) plainly names a file under results/. Refused rather than
+    resolved: `.`, `..` and empty segments (an absolute path starts with one), backslashes,
+    control characters such as NUL, anything not ASCII, and percent signs, which would be
+    traversal encoded once more than the server decodes. No key Clipper makes has any."""
+    segments = key.split("/")
+    return (
+        key.isascii()
+        and key.isprintable()
+        and "\\" not in key
+        and "%" not in key
+        and len(segments) > 1
+        and segments[0] == "results"
+        and all(segment not in ("", ".", "..") for segment in segments)
+    )
 
 
 class Storage(Protocol):
@@ -86,6 +115,14 @@ class Storage(Protocol):
 
     async def delete_upload(self, upload_key: str) -> None:
         """Remove an upload with its files (source or subtitles)."""
+        ...
+
+    async def batches_with_media(self) -> list[uuid.UUID]:
+        """The batches whose fetched media is stored (see `batch_media_key`)."""
+        ...
+
+    async def delete_batch_media(self, batch_id: uuid.UUID) -> None:
+        """Remove a batch's fetched media; nothing there is fine."""
         ...
 
 
@@ -157,13 +194,30 @@ class LocalStorage:
             f"up_{upload.name}"
             for upload in folder.iterdir()
             if upload.is_dir()
-            and _UPLOAD_KEY.match(f"up_{upload.name}")
+            and _UPLOAD_KEY.fullmatch(f"up_{upload.name}")
             and upload.stat().st_mtime < cutoff
         ]
 
     async def delete_upload(self, upload_key: str) -> None:
         folder = self.path(source_key(upload_key)).parent
         await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    async def batches_with_media(self) -> list[uuid.UUID]:
+        return await asyncio.to_thread(self._batches_with_media)
+
+    def _batches_with_media(self) -> list[uuid.UUID]:
+        folder = self.root / "sources"
+        if not folder.is_dir():
+            return []
+        found: list[uuid.UUID] = []
+        for batch in folder.glob(f"{_BATCH_FOLDER_PREFIX}*"):
+            with contextlib.suppress(ValueError):  # not a folder this storage made
+                found.append(uuid.UUID(batch.name.removeprefix(_BATCH_FOLDER_PREFIX)))
+        return found
+
+    async def delete_batch_media(self, batch_id: uuid.UUID) -> None:
+        folder = self.path(batch_media_key(batch_id)).parent
+        await asyncio.to_thread(_remove_tree, folder)
 
 
 def _remove_tree(folder: Path) -> None:

@@ -43,6 +43,16 @@ def resolving_to(*addresses: str) -> Any:
         ("::ffff:127.0.0.1", "loopback"),  # IPv4-mapped IPv6
         ("::ffff:169.254.169.254", "link-local"),
         ("240.0.0.1", "private|reserved"),  # Python counts 240/4 as private too
+        # Python counts the ones below as global.
+        ("2002:7f00:1::", "6to4"),  # 6to4 of 127.0.0.1
+        ("2002:a9fe:a9fe::1", "6to4"),  # 6to4 of the cloud metadata address
+        ("2002:5db8:d822::1", "6to4"),  # 6to4 of a public address: the whole range is refused
+        ("192.88.99.1", "6to4 relay"),
+        ("::ffff:192.88.99.1", "6to4 relay"),
+        ("192.0.0.9", "IETF protocol assignments"),
+        ("192.0.0.10", "IETF protocol assignments"),
+        ("fec0::1", "site-local"),
+        ("feff:ffff::1", "site-local"),
     ],
 )
 def test_each_forbidden_class_is_refused(address: str, reason: str) -> None:
@@ -72,6 +82,15 @@ def test_schemes_and_credentials_are_refused(url: str, reason: str) -> None:
 def test_a_public_address_passes_and_is_pinned() -> None:
     destination = check_url("https://videos.example/a.mp4", resolve=resolving_to("93.184.216.34"))
     assert str(destination.address) == "93.184.216.34"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["93.184.216.34", "192.0.1.1", "192.88.100.1", "2606:4700::1111", "2001:4860:4860::8888"],
+)
+def test_public_neighbours_of_the_refused_ranges_pass(address: str) -> None:
+    destination = check_url("https://videos.example/a.mp4", resolve=resolving_to(address))
+    assert str(destination.address) == address
 
 
 def test_the_allowlist_admits_only_its_hosts() -> None:

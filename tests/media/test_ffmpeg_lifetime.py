@@ -181,3 +181,19 @@ def test_ffmpeg_dies_with_a_sigkilled_worker(leftovers: list[int]) -> None:
     finally:
         worker.kill()
         worker.wait()
+
+
+async def test_ffmpeg_gets_none_of_the_workers_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FFmpeg parses untrusted media: a demuxer bug must not find the database URL or the
+    signing key in its environment."""
+    monkeypatch.setenv("SIGNING_KEY", "a-secret-signing-key")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://clipper:hunter2@db/clipper")
+    task = _start(timeout_seconds=600)
+    try:
+        pid = await _started_ffmpeg_here()
+        environ = await asyncio.to_thread(Path(f"/proc/{pid}/environ").read_bytes)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert environ == b""

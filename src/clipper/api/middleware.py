@@ -13,7 +13,8 @@ from ..errors import PayloadTooLargeError
 from ..logs import correlation_id
 from .metrics import HttpMetrics
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# fullmatch: `$` would also accept a trailing newline, echoed into a header and log lines.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class RequestContextMiddleware:
@@ -38,7 +39,7 @@ class RequestContextMiddleware:
             return
         headers = dict(scope["headers"])
         offered = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
+        request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
         token = correlation_id.set(request_id)
         scope.setdefault("state", {})["correlation_id"] = request_id
         started = time.perf_counter()

@@ -10,6 +10,7 @@ from typing import Any, NoReturn, TypeVar
 
 import psycopg
 import typer
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import PoolTimeout
 from rich.console import Console
 from rich.markup import escape
@@ -51,12 +52,51 @@ def database_url_or_exit(settings: Settings) -> str:
         fail(str(exc))
 
 
+def database_reachable_or_exit(url: str, settings: Settings) -> None:
+    """Connect once before a service starts: an unreachable database is then one line naming
+    DATABASE_URL, not the traceback of a migration or of the API's start-up, nor the pool's
+    half-minute of retries. A supervisor restarts the service; a person reads the line."""
+    try:
+        psycopg.connect(url, **settings.connection_timeouts().libpq_kwargs()).close()
+    except psycopg.OperationalError as exc:
+        fail(f"cannot connect to the database at DATABASE_URL ({_where(url)}): {_reason(exc)}")
+    except psycopg.ProgrammingError:
+        # libpq quotes the offending part of the URL, which may be the password.
+        fail("invalid setting DATABASE_URL: not a valid PostgreSQL connection URL")
+
+
+def _where(url: str) -> str:
+    """host:port of each server the URL names (no user, password or database)."""
+    params = conninfo_to_dict(url)
+    hosts = str(params.get("host") or "").split(",")
+    ports = str(params.get("port") or "5432").split(",")
+    places = []
+    for index, host in enumerate(hosts):
+        port = ports[index] if index < len(ports) else ports[-1]
+        if not host or host.startswith("/"):
+            places.append(f"the local socket, port {port}")
+        else:
+            places.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    return ", ".join(places)
+
+
+def _reason(exc: psycopg.Error) -> str:
+    """libpq's reason in a few words: `connection to server at "…", port … failed: Connection
+    refused` (and a hint on the next line) becomes `connection refused`."""
+    lines = str(exc).strip().splitlines() or ["no reason given"]
+    reason = lines[0].removeprefix("connection is bad: ").rsplit(" failed: ", 1)[-1]
+    reason = reason.removeprefix("FATAL:").strip()
+    return reason[:1].lower() + reason[1:]
+
+
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine, turning an unreachable database into one clear line."""
     try:
         return asyncio.run(coroutine)
-    except (PoolTimeout, psycopg.OperationalError) as exc:
+    except PoolTimeout as exc:
         fail(f"cannot reach the database named by DATABASE_URL: {exc}")
+    except psycopg.OperationalError as exc:
+        fail(f"cannot reach the database named by DATABASE_URL: {_reason(exc)}")
     except StartupError as exc:
         fail(str(exc))
 

@@ -15,7 +15,7 @@ from ..queue import QueueAdapter
 from ..settings import Settings
 from ..signals import StopSignals
 from ..worker.service import StartupError, Worker, WorkerOptions
-from ._runtime import database_url_or_exit, run, settings_or_exit
+from ._runtime import database_reachable_or_exit, database_url_or_exit, run, settings_or_exit
 
 logger = logging.getLogger("clipper")
 
@@ -43,6 +43,7 @@ def up(migrate_first: MigrateOption = True) -> None:
 def _prepare(migrate_first: bool | None) -> tuple[Settings, str]:
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
+    database_reachable_or_exit(url, settings)
     if settings.auto_migrate if migrate_first is None else migrate_first:
         migrate.upgrade(url, settings.queue_schema)
     return settings, url
@@ -50,8 +51,15 @@ def _prepare(migrate_first: bool | None) -> tuple[Settings, str]:
 
 async def _serve_api(settings: Settings, url: str) -> None:
     signals = StopSignals().install()
-    server = make_server(create_app(settings, url), settings)
-    await _serve_until_stopped(server, signals)
+    # Opened here rather than in the app's lifespan, whose failure uvicorn reports as a
+    # traceback: a database lost since the check is then run()'s one line.
+    queue = QueueAdapter(url, settings.queue_config())
+    await queue.start()
+    try:
+        server = make_server(create_app(settings, url, queue=queue), settings)
+        await _serve_until_stopped(server, signals)
+    finally:
+        await queue.shutdown()
 
 
 async def _serve_all(settings: Settings, url: str) -> None:

@@ -8,7 +8,7 @@ import typer
 
 from ..db import migrate
 from ..worker.service import WorkerOptions, run_worker
-from ._runtime import database_url_or_exit, run, settings_or_exit
+from ._runtime import database_reachable_or_exit, database_url_or_exit, run, settings_or_exit
 
 
 def worker(
@@ -42,6 +42,7 @@ def worker(
     """
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
+    database_reachable_or_exit(url, settings)
     if settings.auto_migrate if migrate_first is None else migrate_first:
         migrate.upgrade(url, settings.queue_schema)
     port = settings.metrics_port if metrics_port is None else metrics_port

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 
-_TIMECODE = re.compile(r"^(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?$")
+# ASCII digits only (`\d` would take any script's), matched whole (`$` would let a trailing
+# newline through).
+_TIMECODE = re.compile(r"([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,3}))?")
 
 
 def parse_timecode(text: str) -> int:
     """Milliseconds of `HH:MM:SS` or `HH:MM:SS.mmm`; ValueError with a reason otherwise."""
-    match = _TIMECODE.match(text)
+    match = _TIMECODE.fullmatch(text)
     if match is None:
         raise ValueError("must be a timecode HH:MM:SS or HH:MM:SS.mmm")
     hours, minutes, seconds = (int(part) for part in match.group(1, 2, 3))

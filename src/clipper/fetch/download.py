@@ -5,13 +5,12 @@ which are worth another attempt (clipper.services.failures)."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import httpx
 
-from .guard import Resolver, check_url, system_resolver
+from .guard import Destination, Resolver, check_url, system_resolver
 
 MAX_REDIRECTS = 5
 
@@ -48,7 +47,7 @@ async def download(
         async with asyncio.timeout(timeout_seconds), httpx.AsyncClient(timeout=30) as client:
             for _ in range(MAX_REDIRECTS + 1):
                 destination = await asyncio.to_thread(check_url, url, allowlist, resolve)
-                request = _pinned(client, destination.url, destination.address)
+                request = pinned_request(client, destination)
                 response = await client.send(request, stream=True)
                 try:
                     if response.is_redirect:
@@ -70,16 +69,23 @@ async def download(
     raise FetchRefusedError(f"more than {MAX_REDIRECTS} redirects")
 
 
-def _pinned(
-    client: httpx.AsyncClient,
-    url: httpx.URL,
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+def pinned_request(
+    client: httpx.Client | httpx.AsyncClient,  # the sync one: yt-dlp's requests (extract.py)
+    destination: Destination,
+    method: str = "GET",
+    *,
+    headers: Mapping[str, str] | None = None,
+    content: bytes | None = None,
 ) -> httpx.Request:
     """Connect to the vetted address while speaking to the named host (Host header, TLS SNI
     and certificate check), so a second DNS answer can never be used."""
+    url, address = destination.url, destination.address
     literal = f"[{address}]" if address.version == 6 else str(address)
     request = client.build_request(
-        "GET", url.copy_with(host=literal), headers={"Host": url.netloc.decode()}
+        method,
+        url.copy_with(host=literal),
+        headers={**(headers or {}), "Host": url.netloc.decode()},
+        content=content,
     )
     request.extensions["sni_hostname"] = url.host
     return request

@@ -2,8 +2,9 @@
 
 Refused before any connection: other schemes, credentials in the URL, and hosts resolving to
 loopback, private, link-local (where cloud metadata lives), carrier-grade NAT (100.64/10),
-multicast, unspecified or reserved addresses, IPv4-mapped IPv6 forms included. When
-ALLOWLIST_HOSTS is set, only those hosts are allowed, and they are trusted as configured."""
+multicast, unspecified or reserved addresses, 6to4, IETF protocol assignments (192.0.0.0/24)
+and site-local (fec0::/10) ones, IPv4-mapped IPv6 forms included. When ALLOWLIST_HOSTS is set,
+only those hosts are allowed, and they are trusted as configured."""
 
 from __future__ import annotations
 
@@ -18,6 +19,21 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+# Ranges the standard library counts as global that must be refused all the same.
+_REFUSED_RANGES = (
+    # A 6to4 address embeds an IPv4 address (2002:AABB:CCDD::/48 is A.B.C.D), and a 6to4 relay
+    # delivers it there: 2002:7f00:1:: reaches 127.0.0.1, 2002:a9fe:a9fe:: the cloud metadata.
+    # The whole range is refused rather than the embedded address checked: 6to4 is deprecated
+    # (RFC 7526), so no video host is reachable only through it.
+    (ipaddress.ip_network("2002::/16"), "6to4"),
+    (ipaddress.ip_network("192.88.99.0/24"), "6to4 relay"),  # the relays' anycast (RFC 7526)
+    # Protocol assignments (RFC 6890), e.g. NAT64 discovery and the DS-Lite gateway: not hosts
+    # to fetch videos from, and Python counts a few of them (192.0.0.9, .10) as global.
+    (ipaddress.ip_network("192.0.0.0/24"), "reserved (IETF protocol assignments)"),
+    # Deprecated (RFC 3879) but still routed inside some sites, like private addresses.
+    (ipaddress.ip_network("fec0::/10"), "site-local"),
+)
 
 
 class ForbiddenUrlError(Exception):
@@ -49,6 +65,7 @@ def forbidden_reason(address: Address) -> str | None:
         (isinstance(address, ipaddress.IPv4Address) and address in _CGNAT, "carrier-grade NAT"),
         (address.is_private, "private"),
         (address.is_reserved, "reserved"),
+        *((address in network, reason) for network, reason in _REFUSED_RANGES),
         (not address.is_global, "not public"),
     )
     return next((reason for refused, reason in checks if refused), None)

@@ -95,6 +95,10 @@ async def _spawn(program: str, *arguments: str) -> asyncio.subprocess.Process:
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
         preexec_fn=_parent_death_signal(),
+        # FFmpeg parses untrusted sources: it gets none of the worker's environment (the
+        # database URL, SIGNING_KEY). It needs none: its path is absolute, fonts come from
+        # fontconfig's system configuration.
+        env={},
     )
 
 

@@ -1,14 +1,40 @@
-"""What a media file holds, read with PyAV (FFmpeg's libraries, from the `av` wheel)."""
+"""What a media file holds, read with PyAV (FFmpeg's libraries, from the `av` wheel) in a child
+process (probe_child.py): FFmpeg's demuxers parse untrusted files, and a file that crashes,
+hangs or subverts one must not do so inside the API or the worker, next to DATABASE_URL and
+SIGNING_KEY. The child gets an empty environment, a memory limit and a time limit, and its
+process group is killed when it runs over or the caller is cancelled; any failure of the
+child is the same UnreadableMediaError as a file FFmpeg cannot read.
+
+Starting the child costs about 50 ms per call (an interpreter and FFmpeg's libraries), so
+the upload route asks its two questions in one call (`probe_upload`)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
-
 from .errors import UnreadableMediaError
+
+logger = logging.getLogger("clipper.media")
+
+# Generous: a probe reads headers and an index, well under a second even for a large upload;
+# only a hostile or broken file (or a starved machine) gets near it.
+PROBE_TIMEOUT_SECONDS = 20.0
+# Address space, not resident memory: the interpreter and FFmpeg's libraries map ~120 MiB.
+PROBE_MEMORY_BYTES = 1 << 30
+
+_CHILD = Path(__file__).with_name("probe_child.py")
+# A well-behaved child prints a few hundred bytes; more is garbage, never held in the parent.
+_OUTPUT_LIMIT = 1 << 20
+_LOGGED_ERRORS = 2000  # characters of the child's stderr a failure logs
+_REASON_LIMIT = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,80 +48,129 @@ class MediaInfo:
     # Language tags of the subtitle streams, in order ("und" when untagged).
     subtitle_languages: tuple[str, ...] = ()
 
+    @property
+    def subtitles_only(self) -> bool:
+        return self.subtitle_streams > 0 and not (self.has_video or self.has_audio)
 
-async def probe(path: Path) -> MediaInfo:
-    return await asyncio.to_thread(_probe, path)
+
+async def probe(path: Path, *, timeout_seconds: float = PROBE_TIMEOUT_SECONDS) -> MediaInfo:
+    """What `path` holds; UnreadableMediaError unless it has a video or audio stream."""
+    return _playable(await _describe(path, timeout_seconds))
 
 
-def _probe(path: Path) -> MediaInfo:
-    try:
-        with av.open(str(path)) as container:
-            streams = container.streams
-            duration = container.duration
-            if duration is None:  # some containers only know it per stream
-                durations = [
-                    float(s.duration * s.time_base)
-                    for s in streams
-                    if s.duration is not None and s.time_base is not None
-                ]
-                seconds = max(durations, default=0.0)
-            else:
-                seconds = duration / av.time_base
-            starts = [
-                float(s.start_time * s.time_base)
-                for s in (*streams.video, *streams.audio)
-                if s.start_time is not None and s.time_base is not None
-            ]
-            info = MediaInfo(
-                duration_ms=int(seconds * 1000),
-                has_video=bool(streams.video),
-                has_audio=bool(streams.audio),
-                subtitle_streams=len(streams.subtitles),
-                start_spread_ms=int((max(starts) - min(starts)) * 1000) if starts else 0,
-                subtitle_languages=tuple(s.language or "und" for s in streams.subtitles),
-            )
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise UnreadableMediaError(f"cannot read the input: {exc}") from exc
+async def probe_upload(path: Path) -> MediaInfo | None:
+    """The upload route's two questions in one child: None for a file that holds subtitles
+    only (an .srt sidecar), else what `probe` answers."""
+    info = await _describe(path, PROBE_TIMEOUT_SECONDS)
+    return None if info.subtitles_only else _playable(info)
+
+
+async def keyframe_before(path: Path, at_ms: int) -> int | None:
+    """The time (ms) of the last video keyframe at or before `at_ms`; None without video."""
+    answer = await _ask(path, "keyframe", str(at_ms), timeout_seconds=PROBE_TIMEOUT_SECONDS)
+    keyframe = answer.get("keyframe_ms")
+    if keyframe is None or type(keyframe) is int:
+        return keyframe
+    raise _garbled(path, "keyframe_ms")
+
+
+def _playable(info: MediaInfo) -> MediaInfo:
     if not (info.has_video or info.has_audio) or info.duration_ms <= 0:
         raise UnreadableMediaError("the input has no video or audio stream")
     return info
 
 
-async def is_subtitle_file(path: Path) -> bool:
-    """True for a file that holds subtitles only (an .srt sidecar)."""
-    return await asyncio.to_thread(_is_subtitle_file, path)
+async def _describe(path: Path, timeout_seconds: float) -> MediaInfo:
+    fields = (await _ask(path, "describe", timeout_seconds=timeout_seconds)).get("info")
+    # The child parsed hostile input: its answer is checked like any untrusted data.
+    if not isinstance(fields, dict):
+        raise _garbled(path, "info")
+    languages = fields.get("subtitle_languages")
+    numbers = [fields.get(key) for key in ("duration_ms", "subtitle_streams", "start_spread_ms")]
+    flags = [fields.get(key) for key in ("has_video", "has_audio")]
+    if (
+        not all(type(number) is int for number in numbers)
+        or not all(type(flag) is bool for flag in flags)
+        or not isinstance(languages, list)
+        or not all(isinstance(language, str) for language in languages)
+    ):
+        raise _garbled(path, "info")
+    return MediaInfo(
+        duration_ms=fields["duration_ms"],
+        has_video=fields["has_video"],
+        has_audio=fields["has_audio"],
+        subtitle_streams=fields["subtitle_streams"],
+        start_spread_ms=fields["start_spread_ms"],
+        subtitle_languages=tuple(languages),
+    )
 
 
-def _is_subtitle_file(path: Path) -> bool:
+async def _ask(path: Path, command: str, *extra: str, timeout_seconds: float) -> dict[str, object]:
+    """Run the child's `command` on `path` and return its answer; an unreadable file, a
+    time-out, a crash or a garbled answer is UnreadableMediaError."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-I",  # isolated: no PYTHON* variables, no user site, not the script's folder
+        str(_CHILD),
+        str(PROBE_MEMORY_BYTES),
+        command,
+        str(path),
+        *extra,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={},  # nothing of ours: no DATABASE_URL, SIGNING_KEY or any other secret
+        cwd="/",
+        start_new_session=True,  # its own group, killed whole
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
     try:
-        with av.open(str(path)) as container:
-            streams = container.streams
-            return bool(streams.subtitles) and not (streams.video or streams.audio)
-    except (av.error.FFmpegError, OSError, ValueError):
-        return False
+        async with asyncio.timeout(timeout_seconds):
+            output, errors = await asyncio.gather(
+                _head(process.stdout, _OUTPUT_LIMIT), _head(process.stderr, _OUTPUT_LIMIT)
+            )
+            await process.wait()
+    except TimeoutError:
+        logger.warning("probing %s took over %g s; killed", path, timeout_seconds)
+        raise UnreadableMediaError(
+            f"cannot read the input: reading it took over {timeout_seconds:g} s"
+        ) from None
+    finally:
+        if process.returncode is None:  # timed out, or the caller was cancelled
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        # Shielded: a second cancellation must not stop the reaping half-way.
+        await asyncio.shield(process.wait())
+    if process.returncode != 0:
+        logger.warning(
+            "probing %s failed: the child exited with %s: %s",
+            path,
+            process.returncode,
+            errors.decode(errors="replace")[-_LOGGED_ERRORS:],
+        )
+        raise UnreadableMediaError("cannot read the input: reading it failed")
+    try:
+        answer = json.loads(output)
+    except ValueError:
+        raise _garbled(path, "JSON") from None
+    if not isinstance(answer, dict):
+        raise _garbled(path, "JSON")
+    reason = answer.get("unreadable")
+    if isinstance(reason, str):
+        raise UnreadableMediaError(f"cannot read the input: {reason[:_REASON_LIMIT]}")
+    return answer
 
 
-async def keyframe_before(path: Path, at_ms: int) -> int | None:
-    """The time (ms) of the last video keyframe at or before `at_ms`; None without video."""
-    return await asyncio.to_thread(_keyframe_before, path, at_ms)
+async def _head(stream: asyncio.StreamReader, limit: int) -> bytes:
+    """The first `limit` bytes of `stream`, read to its end: the child is never blocked on a
+    full pipe, and the parent never holds more than `limit`."""
+    kept = bytearray()
+    while chunk := await stream.read(1 << 16):
+        kept += chunk[: limit - len(kept)]
+    return bytes(kept)
 
 
-def _keyframe_before(path: Path, at_ms: int) -> int | None:
-    with av.open(str(path)) as container:
-        if not container.streams.video:
-            return None
-        stream = container.streams.video[0]
-        time_base = stream.time_base
-        assert time_base is not None
-        # Seek lands on the keyframe at or before the target; read forward to confirm it.
-        container.seek(int(at_ms / 1000 / time_base), stream=stream, backward=True, any_frame=False)
-        best: int | None = None
-        for packet in container.demux(stream):
-            if packet.pts is None:
-                continue
-            at = int(packet.pts * time_base * 1000)
-            if at > at_ms:
-                break
-            if packet.is_keyframe:
-                best = at
-        return best
+def _garbled(path: Path, what: str) -> UnreadableMediaError:
+    logger.warning("probing %s gave a garbled answer (%s)", path, what)
+    return UnreadableMediaError("cannot read the input: reading it failed")

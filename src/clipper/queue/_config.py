@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from ._deadlines import ConnectionTimeouts
 
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# fullmatch: `$` would also accept a trailing newline, which is no SQL identifier.
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ class QueueConfig:
     timeouts: ConnectionTimeouts | None = None
 
     def __post_init__(self) -> None:
-        if not _IDENTIFIER.match(self.schema):
+        if not _IDENTIFIER.fullmatch(self.schema):
             raise ValueError(
                 f"queue schema must be a lower-case SQL identifier, got {self.schema!r}"
             )

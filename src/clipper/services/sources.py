@@ -10,7 +10,7 @@ from typing import Literal
 
 from ..fetch.guard import ForbiddenUrlError, check_url
 from ..media.errors import UnreadableMediaError
-from ..media.probe import is_subtitle_file, probe
+from ..media.probe import probe_upload
 from ..storage import Storage, source_key, subtitles_key
 
 
@@ -31,14 +31,14 @@ async def check_upload(storage: Storage, upload_key: str, max_duration_sec: floa
     file FFmpeg reads, no longer than `max_duration_sec` (MAX_CLIP_INPUT_DURATION_SEC)."""
     path = source_key(upload_key)
     stored = await storage.local_path(path)
-    if await is_subtitle_file(stored):
-        await storage.put_file(subtitles_key(upload_key), stored)
-        return CheckedUpload("subtitles")
     try:
-        info = await probe(stored)
+        info = await probe_upload(stored)
     except UnreadableMediaError as exc:
         await storage.delete(path)
         raise UnusableUploadError(str(exc)) from exc
+    if info is None:
+        await storage.put_file(subtitles_key(upload_key), stored)
+        return CheckedUpload("subtitles")
     if info.duration_ms > max_duration_sec * 1000:
         await storage.delete(path)
         raise UnusableUploadError(

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
 from ...errors import GoneError, NotFoundError, UnauthorizedError
+from ...storage import is_result_key
 from ..deps import ResourcesDep
 
 router = APIRouter(tags=["results"])
@@ -17,11 +18,13 @@ router = APIRouter(tags=["results"])
 async def stored_file(
     key: str,
     resources: ResourcesDep,
-    expires: Annotated[int, Query()],
-    signature: Annotated[str, Query(max_length=100)],
+    # Plain text, checked by the signer: a missing or malformed one is a bad link (401), not
+    # a validation error.
+    expires: Annotated[str, Query()] = "",
+    signature: Annotated[str, Query()] = "",
 ) -> FileResponse:
     """Serve a result named by a link from GET /api/jobs/{id}/result (Range requests work)."""
-    if not key.startswith("results/"):
+    if not is_result_key(key):
         raise NotFoundError("no such file")
     if not resources.signer.valid(f"/files/{key}", expires, signature):
         raise UnauthorizedError("this link is invalid or has expired; ask for a new one")
