@@ -11,10 +11,21 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from tests.api.conftest import create_key
+from clipper.db.repositories import ApiKeyRepository
+from clipper.db.session import create_engine, session_factory
+from tests.api.conftest import create_key, key_id
 from tests.cli_helpers import CLIPPER, ROOT, environment, start_clipper_up
 from tests.helpers import wait_until
 from tests.media_files import make_video
+
+
+async def _unlimited(db_url: str, token: str) -> None:
+    engine = create_engine(db_url, pool_size=1)
+    async with session_factory(engine).begin() as session:
+        await ApiKeyRepository(session).set_limits(
+            key_id(token), rate_per_minute=10_000, max_active_jobs=10_000
+        )
+    await engine.dispose()
 
 
 def _upload(api: httpx.Client, token: str, video: Path) -> str:
@@ -52,6 +63,7 @@ def _done_in_order(db_url: str) -> list[str]:
 def test_a_tenants_backlog_does_not_make_another_wait(db_url: str, tmp_path: Path) -> None:
     video = make_video(tmp_path / "s.mp4", seconds=3, size="160x120")
     a, b = asyncio.run(create_key(db_url)), asyncio.run(create_key(db_url))
+    asyncio.run(_unlimited(db_url, a))  # 200 jobs at once: over the default rate and cap
     data_dir = str(tmp_path / "data")
     # The API alone first: the whole backlog is queued before any worker takes from it.
     api_process, address = start_clipper_up(

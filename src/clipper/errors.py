@@ -123,6 +123,17 @@ class StorageFullError(ClipperError):
         self.where = where  # which disk to free, for the server's log only (never a path)
 
 
+class LimitReachedError(ClipperError):
+    """A limit of the caller's API key is reached; try again after `retry_after` seconds."""
+
+    status = 429
+
+    def __init__(self, code: str, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.code = code  # which limit: RATE_LIMITED, ACTIVE_JOBS_LIMIT, UPLOAD_QUOTA
+        self.retry_after = max(1, retry_after)
+
+
 class UnavailableError(ClipperError):
     """The service cannot reach its database right now; try again shortly."""
 

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     api_host: str = Field(default="127.0.0.1", validation_alias="API_HOST", min_length=1)
     api_port: int = Field(default=8080, validation_alias="API_PORT", ge=0, le=65535)
     enable_api_keys: bool = Field(default=False, validation_alias="ENABLE_API_KEYS")
+    # Every API key's default limits (`clipper keys create/update` override them per key;
+    # admin keys, and the local service with keys off, have none).
+    key_rate_per_minute: int = Field(default=60, validation_alias="KEY_RATE_PER_MINUTE", ge=1)
+    # Queued + processing: room for two full batches (50 clips each) at once.
+    key_max_active_jobs: int = Field(default=100, validation_alias="KEY_MAX_ACTIVE_JOBS", ge=1)
+    key_max_upload_mb: float = Field(default=2000, validation_alias="KEY_MAX_UPLOAD_MB", gt=0)
     clip_max_duration_sec: float = Field(
         default=120, validation_alias="CLIP_MAX_DURATION_SEC", gt=0
     )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -16,6 +17,7 @@ from starlette.exceptions import HTTPException
 
 from ..errors import (
     ClipperError,
+    LimitReachedError,
     NotFoundError,
     StorageFullError,
     UnavailableError,
@@ -54,6 +56,8 @@ def envelope(request: Request, error: ClipperError) -> JSONResponse:
     request_id = getattr(request.state, "correlation_id", None)
     body["correlationId"] = request_id
     headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+    if isinstance(error, LimitReachedError):
+        headers["Retry-After"] = str(error.retry_after)
     if request_id:  # also on 500s, which Starlette sends from outside our middleware
         headers["X-Request-Id"] = request_id
     return JSONResponse({"error": body}, status_code=error.status, headers=headers)
@@ -95,7 +99,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.error("unexpected error", exc_info=exc)
+        # Starlette calls this from outside RequestContextMiddleware, which has reset the
+        # request's correlation id by now: the line names it itself, as the envelope does.
+        logger.error(
+            "unexpected error",
+            exc_info=exc,
+            extra={"correlation_id": getattr(request.state, "correlation_id", None)},
+        )
         return envelope(request, ClipperError())
 
 
@@ -109,9 +119,15 @@ def _storage_full(request: Request, error: StorageFullError) -> JSONResponse:
     return envelope(request, error)
 
 
+def field_name(location: Sequence[str | int]) -> str:
+    """A field as the API names it in errors: `end`, or `clips[3].end` (the 4th clip's)."""
+    parts = (f"[{part}]" if isinstance(part, int) else f".{part}" for part in location)
+    return "".join(parts).removeprefix(".")
+
+
 def _detail(error: Any) -> dict[str, str]:
-    location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query")]
-    field = ".".join(location) or "body"
+    location = [part for part in error.get("loc", ()) if part not in ("body", "query")]
+    field = field_name(location) or "body"
     message = str(error.get("msg", "invalid"))
     if error.get("type") == "json_invalid":
         field, message = "body", "is not valid JSON"
