@@ -240,13 +240,17 @@ async def _wait_for_stage(client: httpx.AsyncClient, job_id: str, stage: str) ->
 
 
 class MediaServer:
-    """Serves one file over HTTP on 127.0.0.1 (the test's stand-in for a video site)."""
+    """Serves one file over HTTP on 127.0.0.1 (the test's stand-in for a video site), and
+    counts the GET requests it answered."""
 
     def __init__(self, path: Path) -> None:
         body = path.read_bytes()
+        self.gets = 0
+        server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                server.gets += 1
                 self.send_response(200)
                 self.send_header("Content-Type", "video/mp4")
                 self.send_header("Content-Length", str(len(body)))

@@ -15,6 +15,7 @@ import os
 import signal
 
 from clipper.db.models import Job
+from clipper.db.session import create_engine, session_factory
 from clipper.db.urls import libpq_url
 from clipper.logs import configure_logging
 from clipper.queue import JobContext
@@ -48,12 +49,14 @@ def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     assert settings.database_url is not None, "DATABASE_URL must be set"
-    processors = default_processors(settings)
+    url = libpq_url(settings.database_url.get_secret_value())
+    # The processors' own sessions (a batch's shared fetch); the worker makes its own too.
+    engine = create_engine(url, timeouts=settings.connection_timeouts())
+    processors = default_processors(settings, session_factory(engine))
     if os.environ.get("FAULT_STOP_AFTER_STORE"):
         stopper = StopAfterFirstStore()
         processors = {kind: stopper.wrap(p) for kind, p in processors.items()}
     options = WorkerOptions(metrics_port=settings.metrics_port, processors=processors)
-    url = libpq_url(settings.database_url.get_secret_value())
     asyncio.run(run_worker(settings, url, options))
 
 

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 
 from ..db.session import create_engine, session_factory
 from ..queue import QueueAdapter
 from ..settings import Settings
-from ..signing import Signer
+from ..signing import Signer, key_or_process_key
 from ..storage import LocalStorage
 from .auth import ApiKeys
+from .deps import get_admin, get_caller, get_resources
 from .errors import install_error_handlers
 from .metrics import ApiMetrics
 from .middleware import RequestContextMiddleware
 from .resources import Resources
-from .routes import dlq, files, health, jobs, uploads
-
-logger = logging.getLogger("clipper.api")
+from .routes import batches, dlq, files, health, jobs, uploads
 
 DESCRIPTION = """Clip jobs on demand. `POST /api/jobs` stores and enqueues a job in one
 transaction and answers 202 at once; poll `GET /api/jobs/{id}` or read its events.
@@ -30,10 +27,16 @@ Errors always come as `{"error": {"code", "message", "details"?, "correlationId"
 
 def signing_key(settings: Settings) -> bytes:
     """SIGNING_KEY, or a key of this process only (links then work only on this process)."""
-    if settings.signing_key is not None:
-        return settings.signing_key.get_secret_value().encode()
-    logger.warning("SIGNING_KEY is unset: result links are signed with a key of this process")
-    return secrets.token_bytes(32)
+    return key_or_process_key(settings.signing_key, "result links")
+
+
+async def metrics_need_an_admin(request: Request) -> None:
+    """With API keys on, /metrics needs an admin key (401 without a key, 403 with another):
+    job counts and queue depths are the operator's. With keys off every caller is the local
+    admin, so it stays open (the API listens on 127.0.0.1 unless told otherwise). The
+    other operations routes, the health probes, stay open to probes that hold no key."""
+    if request.scope.get("endpoint") is health.metrics:
+        await get_admin(await get_caller(request, get_resources(request)))
 
 
 def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None = None) -> FastAPI:
@@ -74,6 +77,7 @@ def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None
         metrics=metrics.http,
     )
     install_error_handlers(app)
-    for module in (jobs, uploads, files, dlq, health):
+    for module in (batches, jobs, uploads, files, dlq):
         app.include_router(module.router)
+    app.include_router(health.router, dependencies=[Depends(metrics_need_an_admin)])
     return app

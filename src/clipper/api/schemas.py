@@ -4,41 +4,77 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints, field_validator
 from pydantic.alias_generators import to_camel
 
 from ..db.models import Job, JobEvent
 from ..domain.timecode import format_timecode, parse_timecode
+
+# Patterns run on pydantic-core's Rust regex engine, where `$` is the end of the text (a
+# trailing newline does not match) and `\d` means any Unicode digit: hence explicit [0-9].
+# A BCP 47 tag (35 characters hold any real one, RFC 5646 section 4.4.1), or "auto".
+SUBTITLE_LANG_PATTERN = r"^(auto|[a-z]{2,3}(-[A-Za-z0-9]{2,8})*)$"
+SUBTITLE_LANG_MAX = 35
+URL_MAX = 2048
+KEY_MAX = 200
 
 
 class Wire(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
-class JobCreate(Wire):
-    """A clip request. Exactly one of uploadKey (sourceType=upload) and youtubeUrl
-    (sourceType=youtube); start < end; burnSubtitles needs withSubtitles."""
+class JobSource(Wire):
+    """What clips are cut from, and how: exactly one of uploadKey (sourceType=upload) and
+    youtubeUrl (sourceType=youtube); burnSubtitles needs withSubtitles. Shared by one job
+    (JobCreate) and a batch of them (BatchCreate)."""
 
     model_config = ConfigDict(alias_generator=to_camel, extra="forbid")
 
     source_type: Literal["upload", "youtube"]
-    upload_key: str | None = Field(default=None, min_length=1, max_length=200)
-    youtube_url: HttpUrl | None = None
-    start: str = Field(examples=["00:01:05.250"])
-    end: str = Field(examples=["00:01:35"])
+    upload_key: str | None = Field(default=None, min_length=1, max_length=KEY_MAX)
+    youtube_url: Annotated[HttpUrl, UrlConstraints(max_length=URL_MAX)] | None = None
     with_subtitles: bool = False
     burn_subtitles: bool = False
-    subtitle_lang: str = Field(default="auto", pattern=r"^(auto|[a-z]{2,3}(-[A-Za-z0-9]{2,8})*)$")
-    subtitles_key: str | None = Field(default=None, min_length=1, max_length=200)
+    subtitle_lang: str = Field(
+        default="auto", max_length=SUBTITLE_LANG_MAX, pattern=SUBTITLE_LANG_PATTERN
+    )
+    subtitles_key: str | None = Field(default=None, min_length=1, max_length=KEY_MAX)
     priority: Literal["fast", "normal", "bulk"] = "normal"
+    # POSTed the job's status, signed, when it ends; unset: the API key's default, if any.
+    callback_url: Annotated[HttpUrl, UrlConstraints(max_length=URL_MAX)] | None = None
+
+
+class ClipSpan(Wire):
+    """Where a clip starts and ends in its source (start < end)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid")
+
+    # Checked whole by parse_timecode (ASCII digits, in range) in the validator below.
+    start: str = Field(max_length=12, examples=["00:01:05.250"])
+    end: str = Field(max_length=12, examples=["00:01:35"])
 
     @field_validator("start", "end")
     @classmethod
     def _timecode(cls, value: str) -> str:
         parse_timecode(value)  # raises ValueError with the reason
         return value
+
+
+# ClipSpan first: its fields then follow the source's (the MRO is walked from the end).
+class JobCreate(ClipSpan, JobSource):
+    """A clip request: its source and its span."""
+
+
+# The most clips one batch request may ask for: a long recording's highlights, not a backlog.
+BATCH_MAX_CLIPS = 50
+
+
+class BatchCreate(JobSource):
+    """Clips of one source in one request: each becomes an ordinary job."""
+
+    clips: list[ClipSpan] = Field(min_length=1, max_length=BATCH_MAX_CLIPS)
 
 
 class Links(Wire):
@@ -66,6 +102,8 @@ class JobRead(Wire):
     burn_subtitles: bool
     subtitle_lang: str | None
     subtitles_key: str | None
+    # The batch (POST /api/jobs/batch) it came in, if any.
+    batch_id: uuid.UUID | None = None
     error: ErrorRead | None
     created_at: datetime
     updated_at: datetime
@@ -89,6 +127,7 @@ class JobRead(Wire):
             burn_subtitles=job.burn_subtitles,
             subtitle_lang=job.subtitle_lang,
             subtitles_key=job.subtitles_upload_key,
+            batch_id=job.batch_id,
             error=ErrorRead(code=job.error_code, message=job.error_message)
             if job.error_code
             else None,
@@ -110,6 +149,23 @@ class JobAccepted(Wire):
     created_at: datetime
     expires_at: datetime | None
     links: Links
+
+    @classmethod
+    def of(cls, job: Job) -> JobAccepted:
+        return cls(
+            id=job.id,
+            status=job.status,
+            priority=job.priority,
+            created_at=job.created_at,
+            expires_at=job.expires_at,
+            links=links(job.id),
+        )
+
+
+class BatchAccepted(Wire):
+    batch_id: uuid.UUID
+    # In the order of the request's clips.
+    jobs: list[JobAccepted]
 
 
 class EventRead(Wire):

@@ -12,6 +12,7 @@ import httpx
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from ..api.schemas import BATCH_MAX_CLIPS
 from ..media.sample import write_sample_video
 from ..settings import Settings
 from ._runtime import fail, settings_or_exit
@@ -28,31 +29,50 @@ def clip(
     source: Annotated[
         Path, typer.Argument(exists=True, dir_okay=False, help="A video or audio file.")
     ],
-    start: Annotated[str, typer.Option(help="Start timecode, HH:MM:SS or HH:MM:SS.mmm.")],
-    end: Annotated[str, typer.Option(help="End timecode, HH:MM:SS or HH:MM:SS.mmm.")],
+    start: Annotated[
+        str | None, typer.Option(help="Start timecode, HH:MM:SS or HH:MM:SS.mmm.")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="End timecode, HH:MM:SS or HH:MM:SS.mmm.")] = None,
+    ranges: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--range",
+            help="A clip as START-END (e.g. 00:01:00-00:01:30) instead of --start/--end; "
+            f"repeat it for up to {BATCH_MAX_CLIPS} clips of the file, made as one batch.",
+        ),
+    ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Where to save the clip (default NAME_clip.mp4).")
+        Path | None,
+        typer.Option(
+            help="Where to save the clip (default NAME_clip.mp4); with several ranges, "
+            "numbered: NAME_clip_1.mp4, NAME_clip_2.mp4, …"
+        ),
     ] = None,
     priority: Annotated[str, typer.Option(help="fast, normal or bulk.")] = "normal",
     api: ApiOption = None,
 ) -> None:
-    """Cut a clip from a file: upload it, make the job, follow its progress, download the clip.
-    Needs a running Clipper (`clipper up`). With ENABLE_API_KEYS, set CLIPPER_API_KEY.
+    """Cut clips from a file: upload it, make the jobs, follow their progress, download the
+    clips. Needs a running Clipper (`clipper up`). With ENABLE_API_KEYS, set CLIPPER_API_KEY.
 
     Example: clipper clip talk.mp4 --start 00:12:03 --end 00:12:33 --out highlight.mp4
+
+    Several: clipper clip talk.mp4 --range 00:01:00-00:01:30 --range 00:05:00-00:05:20
     """
+    spans = _spans(start, end, ranges or [])
     settings = settings_or_exit()
-    target = out or source.with_name(f"{source.stem}_clip.mp4")
+    targets = _targets(out or source.with_name(f"{source.stem}_clip.mp4"), len(spans))
     headers = {"X-API-Key": key} if (key := os.environ.get("CLIPPER_API_KEY")) else {}
     with httpx.Client(base_url=api or _api_url(settings), headers=headers, timeout=60) as client:
         try:
             upload_key = _upload(client, source)
-            job_id = _create(client, upload_key, start, end, priority)
-            _follow(client, job_id)
-            _download(client, job_id, target)
+            job_ids = _create(client, upload_key, spans, priority)
+            _follow(client, job_ids)
+            for job_id, saved_as in zip(job_ids, targets, strict=True):
+                _download(client, job_id, saved_as)
         except httpx.TransportError as exc:
             fail(f"cannot reach the Clipper API at {client.base_url} ({exc}); is it running?")
-    typer.echo(f"clip saved to {target}")
+    for saved_as in targets:
+        typer.echo(f"clip saved to {saved_as}")
 
 
 def sample_video(
@@ -90,35 +110,81 @@ def _upload(client: httpx.Client, source: Path) -> str:
     return str(_check(response)["uploadKey"])
 
 
-def _create(client: httpx.Client, upload_key: str, start: str, end: str, priority: str) -> str:
-    body = {
-        "sourceType": "upload",
-        "uploadKey": upload_key,
-        "start": start,
-        "end": end,
-        "priority": priority,
-    }
-    return str(_check(client.post("/api/jobs", json=body))["id"])
+def _spans(start: str | None, end: str | None, ranges: list[str]) -> list[tuple[str, str]]:
+    """The clips asked for, as (start, end): --start with --end, or each --range."""
+    if ranges and (start is not None or end is not None):
+        fail("give either --start and --end, or --range, not both")
+    if not ranges:
+        if start is None or end is None:
+            fail("give --start and --end, or one --range START-END per clip")
+        return [(start, end)]
+    spans = []
+    for text in ranges:
+        first, separator, last = text.partition("-")
+        if not separator or not first or not last:
+            fail(f"--range {text!r}: write it as START-END, e.g. 00:01:00-00:01:30")
+        spans.append((first, last))
+    return spans
 
 
-def _follow(client: httpx.Client, job_id: str) -> None:
+def _targets(target: Path, count: int) -> list[Path]:
+    """Where each clip is saved: `target`, or numbered after it when there are several."""
+    if count == 1:
+        return [target]
+    return [target.with_name(f"{target.stem}_{n}{target.suffix}") for n in range(1, count + 1)]
+
+
+def _create(
+    client: httpx.Client, upload_key: str, spans: list[tuple[str, str]], priority: str
+) -> list[str]:
+    """One job (POST /api/jobs), or several as one batch (POST /api/jobs/batch): their ids."""
+    source = {"sourceType": "upload", "uploadKey": upload_key, "priority": priority}
+    if len(spans) > 1:
+        clips = [{"start": start, "end": end} for start, end in spans]
+        batch = _check(client.post("/api/jobs/batch", json={**source, "clips": clips}))
+        return [str(job["id"]) for job in batch["jobs"]]
+    [(start, end)] = spans
+    job = _check(client.post("/api/jobs", json={**source, "start": start, "end": end}))
+    return [str(job["id"])]
+
+
+def _follow(client: httpx.Client, job_ids: list[str]) -> None:
+    """One bar over all the jobs: their progress summed; the stage of a single job, or how
+    many of several are done."""
     with Progress(
         TextColumn("{task.description:<8}"),
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(),
     ) as progress:
-        task = progress.add_task("queued", total=100)
+        task = progress.add_task("queued", total=100 * len(job_ids))
+        jobs: dict[str, dict[str, Any]] = {}
         while True:
-            job = _check(client.get(f"/api/jobs/{job_id}"))
-            stage = _stage(client, job_id) if job["status"] == "processing" else job["status"]
-            progress.update(task, completed=job["progress"], description=stage)
-            if job["status"] == "done":
+            for job_id in job_ids:
+                if jobs.get(job_id, {}).get("status") != "done":
+                    jobs[job_id] = _check(client.get(f"/api/jobs/{job_id}"))
+            progress.update(
+                task,
+                completed=sum(job["progress"] for job in jobs.values()),
+                description=_description(client, job_ids, jobs),
+            )
+            for n, job_id in enumerate(job_ids, 1):
+                if (job := jobs[job_id])["status"] == "failed":
+                    progress.stop()
+                    which = "the job" if len(job_ids) == 1 else f"clip {n}"
+                    error = job["error"]
+                    fail(f"{which} failed: {error['code']}: {error['message']}", code=1)
+            if all(job["status"] == "done" for job in jobs.values()):
                 return
-            if job["status"] == "failed":
-                progress.stop()
-                fail(f"the job failed: {job['error']['code']}: {job['error']['message']}", code=1)
             time.sleep(0.25)
+
+
+def _description(client: httpx.Client, job_ids: list[str], jobs: dict[str, dict[str, Any]]) -> str:
+    if len(job_ids) > 1:
+        done = sum(job["status"] == "done" for job in jobs.values())
+        return f"{done}/{len(job_ids)} done"
+    job = jobs[job_ids[0]]
+    return _stage(client, job_ids[0]) if job["status"] == "processing" else str(job["status"])
 
 
 def _stage(client: httpx.Client, job_id: str) -> str:

@@ -17,7 +17,7 @@ from ..errors import ClipperError
 from ..queue import QueueAdapter
 from ..services.cancel import cancel_job
 from ..services.jobs import create_job
-from ..services.retention import cleanup_expired_jobs, cleanup_old_uploads
+from ..services.retention import cleanup_batch_media, cleanup_expired_jobs, cleanup_old_uploads
 from ..services.seed import seed_finished_jobs
 from ..settings import Settings
 from ..storage import LocalStorage
@@ -31,15 +31,16 @@ def cleanup(
 ) -> None:
     """Delete expired jobs (done or failed, past expiresAt) with their events, dead-letter
     records and stored files, in batches. Queued and processing jobs are never touched; a job
-    whose files cannot be deleted stays for the next run. The worker also does this on a
-    schedule (MAINTENANCE_INTERVAL_SEC)."""
+    whose files cannot be deleted stays for the next run. Also old uploads, and the media
+    fetched for a batch once none of its jobs is queued or processing. The worker also does
+    this on a schedule (MAINTENANCE_INTERVAL_SEC)."""
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
 
     async def main() -> str:
         engine = create_engine(url, pool_size=2)
         storage = LocalStorage(settings.data_dir)
-        uploads = 0
+        uploads = batches = 0
         try:
             with Progress(transient=True) as progress:
                 task = progress.add_task("deleting expired jobs", total=None)
@@ -53,6 +54,7 @@ def cleanup(
                 uploads = await cleanup_old_uploads(
                     session_factory(engine), storage, settings.retention_hours
                 )
+                batches = await cleanup_batch_media(session_factory(engine), storage)
         finally:
             await engine.dispose()
         if dry_run:
@@ -61,7 +63,8 @@ def cleanup(
             return "another instance is running retention right now; nothing done"
         return (
             f"deleted {result.deleted} expired job(s); kept {result.kept} for the next run; "
-            f"deleted {uploads} upload(s) older than RETENTION_HOURS"
+            f"deleted {uploads} upload(s) older than RETENTION_HOURS; "
+            f"deleted the fetched media of {batches} finished batch(es)"
         )
 
     typer.echo(run(main()))

@@ -8,11 +8,15 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Collection
+import uuid
+from collections.abc import AsyncIterator, Collection, Coroutine
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..db.models import Job
+from ..db.repositories import JobRepository, ping
 from ..fetch.download import download
 from ..fetch.extract import media_url
 from ..fetch.guard import check_url
@@ -21,12 +25,18 @@ from ..media.errors import MissingSourceError
 from ..media.probe import MediaInfo, probe
 from ..media.subtitles import burn_filter, cut_sidecar, cut_subtitles, pick_track
 from ..queue import JobContext
-from ..storage import Storage, result_key, source_key, subtitles_key
+from ..storage import Storage, batch_media_key, result_key, source_key, subtitles_key
+from .batches import media_lock_name
 from .failures import SourceTooLongError
 from .processing import ClipResult, Progress
 
 # Every attempt's scratch folder is named clip-{job id}-{attempt}-{random}.
 _SCRATCH_PREFIX = "clip-"
+# How often a job of a batch looks again whether another worker's fetch of the batch's media
+# has finished (a lock wait would run into the sessions' lock_timeout on a long fetch).
+_SHARED_FETCH_POLL_SECONDS = 0.25
+
+T = TypeVar("T")
 
 
 class Source(Protocol):
@@ -48,26 +58,88 @@ class UploadedSource:
 
 
 class UrlSource:
-    """A page or media URL: yt-dlp finds the media, the guarded downloader fetches it."""
+    """A page or media URL: yt-dlp finds the media, the guarded downloader fetches it. A job
+    of a batch cuts from the batch's stored copy instead, which the first of its jobs to
+    need it fetches (see `_shared`)."""
 
-    def __init__(self, allowlist: Collection[str], max_bytes: int, timeout_seconds: float):
+    def __init__(
+        self,
+        allowlist: Collection[str],
+        max_bytes: int,
+        timeout_seconds: float,
+        *,
+        storage: Storage,
+        sessions: async_sessionmaker[AsyncSession],
+        deadline_seconds: float,
+        keepalive_seconds: float,
+    ) -> None:
+        """`deadline_seconds`: the longest wait on one statement; `keepalive_seconds`: how
+        often the transaction holding a batch's fetch lock runs one (well inside the server's
+        idle_in_transaction_session_timeout, which would end it and release the lock)."""
         self._allowlist = allowlist
         self._max_bytes = max_bytes
         self._timeout = timeout_seconds
+        self._storage = storage
+        self._sessions = sessions
+        self._deadline = deadline_seconds
+        self._keepalive = keepalive_seconds
 
     async def __call__(self, job: Job, scratch: Path, progress: Progress) -> Path:
         assert job.source_url is not None  # the registry sends only URL jobs here
         await progress(1, "fetch")
-        await asyncio.to_thread(check_url, job.source_url, self._allowlist)  # before any request
+        if job.batch_id is not None:
+            return await self._shared(job.batch_id, job.source_url, scratch)
         target = scratch / "source"
+        await self._fetch(job.source_url, target)
+        return target
+
+    async def _fetch(self, url: str, target: Path) -> None:
+        await asyncio.to_thread(check_url, url, self._allowlist)  # before any request
         await download(
-            await media_url(job.source_url),
+            await media_url(url, allowlist=self._allowlist),
             target,
             max_bytes=self._max_bytes,
             timeout_seconds=self._timeout,
             allowlist=self._allowlist,
         )
-        return target
+
+    async def _shared(self, batch_id: uuid.UUID, url: str, scratch: Path) -> Path:
+        """The batch's stored media, fetched first if it is not there. Under the batch's
+        advisory lock (transaction-level: a worker that dies releases it with its session),
+        so two workers never fetch it at once: a job whose lock is taken waits for the
+        fetch under way, then finds the media stored. Retention deletes the media under the
+        same lock, only once no job of the batch is queued or processing."""
+        key = batch_media_key(batch_id)
+        while True:
+            async with self._sessions.begin() as session:
+                if await self._within(JobRepository(session).try_lock(media_lock_name(batch_id))):
+                    if not await self._storage.exists(key):
+                        fetched = scratch / "source"
+                        await self._holding(session, self._fetch(url, fetched))
+                        await self._storage.put_file(key, fetched)  # a .part, then renamed
+                    return await self._storage.local_path(key)
+            await asyncio.sleep(_SHARED_FETCH_POLL_SECONDS)
+
+    async def _holding(self, session: AsyncSession, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` while keeping the session's transaction, and the lock it holds, alive.
+        When the session fails, `work` is cancelled too: without the lock, another worker may
+        start the same fetch."""
+        task = asyncio.create_task(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self._keepalive)
+                if done:
+                    return task.result()  # raises what the work raised
+                await self._within(ping(session))
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})  # its own clean-up (the partial file) runs first
+
+    async def _within(self, statement: Coroutine[Any, Any, T]) -> T:
+        """A statement within the deadline: a hung connection cannot stall the attempt."""
+        async with asyncio.timeout(self._deadline):
+            return await statement
 
 
 class ClipProcessor:

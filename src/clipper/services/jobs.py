@@ -46,24 +46,7 @@ async def create_job(
     fingerprint = request.fingerprint() if idempotency_key else None
     if idempotency_key and (earlier := await jobs.get_by_idempotency_key(tenant, idempotency_key)):
         return _replay(earlier, fingerprint)
-    job = await jobs.add(
-        NewJob(
-            id=uuid.uuid4(),
-            tenant_id=tenant,
-            priority=request.priority.value,
-            source_type=request.source_type.value,
-            start_ms=request.start_ms,
-            end_ms=request.end_ms,
-            upload_key=request.upload_key,
-            source_url=request.source_url,
-            with_subtitles=request.with_subtitles,
-            burn_subtitles=request.burn_subtitles,
-            subtitle_lang=request.subtitle_lang,
-            subtitles_upload_key=request.subtitles_upload_key,
-            idempotency_key=idempotency_key,
-            request_fingerprint=fingerprint,
-        )
-    )
+    job = await jobs.add(new_job(request, tenant, idempotency_key, fingerprint))
     if job is None:  # a concurrent request with the same key committed first
         assert idempotency_key is not None
         winner = await jobs.get_by_idempotency_key(tenant, idempotency_key)
@@ -71,6 +54,34 @@ async def create_job(
         return _replay(winner, fingerprint)
     await queue.publish(queue_message(job), conn=session)
     return CreatedJob(job, created=True)
+
+
+def new_job(
+    request: ClipRequest,
+    tenant: str,
+    idempotency_key: str | None,
+    fingerprint: str | None,
+    batch_id: uuid.UUID | None = None,
+) -> NewJob:
+    """The row of a new job for `request`, owned by `tenant`."""
+    return NewJob(
+        id=uuid.uuid4(),
+        tenant_id=tenant,
+        priority=request.priority.value,
+        source_type=request.source_type.value,
+        start_ms=request.start_ms,
+        end_ms=request.end_ms,
+        upload_key=request.upload_key,
+        source_url=request.source_url,
+        with_subtitles=request.with_subtitles,
+        burn_subtitles=request.burn_subtitles,
+        subtitle_lang=request.subtitle_lang,
+        subtitles_upload_key=request.subtitles_upload_key,
+        callback_url=request.callback_url,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
+        batch_id=batch_id,
+    )
 
 
 def queue_message(job: Job) -> QueueMessage:

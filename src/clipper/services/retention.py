@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..db.models import Job
 from ..db.repositories import JobRepository, UploadRepository
 from ..storage import Storage
+from .batches import media_lock_name
 
 logger = logging.getLogger("clipper.retention")
 
@@ -74,6 +75,24 @@ async def cleanup_old_uploads(
         async with sessions.begin() as session:
             await UploadRepository(session).delete(removable)
     return len(removable)
+
+
+async def cleanup_batch_media(sessions: async_sessionmaker[AsyncSession], storage: Storage) -> int:
+    """Delete the media fetched for a batch once none of its jobs is queued or processing;
+    returns how many. (A job requeued later fetches it again.) Each under the batch's fetch
+    lock, skipped while a worker holds it: that worker is fetching the media or about to cut
+    from it, and no job of the batch can start using it while the lock is held here."""
+    deleted = 0
+    for batch_id in await storage.batches_with_media():
+        async with sessions.begin() as session:
+            jobs = JobRepository(session)
+            if not await jobs.try_lock(media_lock_name(batch_id)):
+                continue
+            if await jobs.batch_in_use(batch_id):
+                continue
+            await storage.delete_batch_media(batch_id)
+        deleted += 1
+    return deleted
 
 
 async def _delete_files(storage: Storage, job: Job) -> bool:

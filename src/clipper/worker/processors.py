@@ -3,13 +3,18 @@ only with ENABLE_YTDLP=true (otherwise such jobs fail at once with NO_PROCESSOR)
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from ..services.clipping import ClipProcessor, Source, UploadedSource, UrlSource
 from ..services.processing import Processor
 from ..settings import Settings
 from ..storage import LocalStorage
 
 
-def default_processors(settings: Settings) -> dict[str, Processor]:
+def default_processors(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> dict[str, Processor]:
+    """`sessions`: for the lock over a batch's shared fetch of its URL source."""
     storage = LocalStorage(settings.data_dir)
 
     def processor(source: Source) -> ClipProcessor:
@@ -27,11 +32,16 @@ def default_processors(settings: Settings) -> dict[str, Processor]:
 
     processors: dict[str, Processor] = {"upload": processor(UploadedSource(storage))}
     if settings.enable_ytdlp:
+        timeouts = settings.connection_timeouts()
         processors["youtube"] = processor(
             UrlSource(
                 settings.allowed_hosts,
                 int(settings.max_input_mb * 2**20),
                 settings.fetch_timeout_sec,
+                storage=storage,
+                sessions=sessions,
+                deadline_seconds=timeouts.statement_seconds,
+                keepalive_seconds=timeouts.idle_in_transaction_seconds / 3,
             )
         )
     return processors

@@ -9,19 +9,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from ...domain.clips import ClipRequest
-from ...domain.jobs import Priority, SourceType
-from ...domain.tenancy import Scope
-from ...domain.timecode import parse_timecode
-from ...errors import (
-    ClipTooLongError,
-    ConflictError,
-    NotReadyError,
-    UrlSourcesDisabledError,
-    ValidationFailedError,
-)
+from ...errors import ConflictError, NotReadyError, ValidationFailedError
 from ...services.cancel import cancel_job
 from ...services.jobs import (
     IdempotencyConflictError,
@@ -30,11 +19,10 @@ from ...services.jobs import (
     list_jobs,
     live_job,
 )
-from ...services.sources import url_refusal
-from ...services.uploads import upload_reachable
-from ...settings import Settings
-from ...storage import Storage, source_key, subtitles_key
+from ...services.quotas import check_active_jobs
+from ..clip_requests import check_uploads, check_url, to_clip_request
 from ..deps import CallerDep, ResourcesDep, get_caller
+from ..limits import count_request
 from ..schemas import (
     EventRead,
     FileLink,
@@ -43,7 +31,6 @@ from ..schemas import (
     JobPage,
     JobRead,
     ResultRead,
-    links,
 )
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(get_caller)])
@@ -60,10 +47,12 @@ async def create(
     """Accept a clip job: stored and enqueued in one transaction, answered at once. Repeat a
     request with the same `Idempotency-Key` header to get the same job back (keys are per
     API key: another key's Idempotency-Key is a different one)."""
+    limits = await count_request(resources, caller)
     request = to_clip_request(body, resources.settings)
-    await _check_url(request, resources.settings)
+    await check_url(request, resources.settings)
     async with resources.sessions.begin() as session:
-        await _check_uploads(session, request, resources.storage, caller.scope)
+        await check_uploads(session, request, resources.storage, caller.scope)
+        await check_active_jobs(session, caller.scope, limits, adding=1)
         try:
             created = await create_job(
                 session, resources.queue, request, caller.scope, idempotency_key
@@ -74,93 +63,7 @@ async def create(
     response.headers["Location"] = f"/api/jobs/{job.id}"
     if not created.created:
         response.headers["Idempotent-Replayed"] = "true"
-    return JobAccepted(
-        id=job.id,
-        status=job.status,
-        priority=job.priority,
-        created_at=job.created_at,
-        expires_at=job.expires_at,
-        links=links(job.id),
-    )
-
-
-def to_clip_request(body: JobCreate, settings: Settings) -> ClipRequest:
-    """The rules across fields; each failure names the field to fix."""
-    if body.source_type == "upload":
-        if body.upload_key is None:
-            raise ValidationFailedError.field("uploadKey", "is required when sourceType is upload")
-        if body.youtube_url is not None:
-            raise ValidationFailedError.field("youtubeUrl", "must be absent for an upload")
-    else:
-        if body.youtube_url is None:
-            raise ValidationFailedError.field(
-                "youtubeUrl", "is required when sourceType is youtube"
-            )
-        if body.upload_key is not None:
-            raise ValidationFailedError.field("uploadKey", "must be absent for a youtube source")
-    start_ms, end_ms = parse_timecode(body.start), parse_timecode(body.end)
-    if end_ms <= start_ms:
-        raise ValidationFailedError.field("end", "must be after start")
-    if body.burn_subtitles and not body.with_subtitles:
-        raise ValidationFailedError.field("burnSubtitles", "needs withSubtitles")
-    if body.subtitles_key is not None and not body.with_subtitles:
-        raise ValidationFailedError.field("subtitlesKey", "needs withSubtitles")
-    limit_ms = int(settings.clip_max_duration_sec * 1000)
-    if end_ms - start_ms > limit_ms:
-        seconds = (end_ms - start_ms) / 1000
-        raise ClipTooLongError(
-            f"end: the clip is {seconds:g} s long; CLIP_MAX_DURATION_SEC allows "
-            f"{settings.clip_max_duration_sec:g} s",
-            [{"field": "end", "message": "makes the clip too long"}],
-        )
-    return ClipRequest(
-        source_type=SourceType(body.source_type),
-        start_ms=start_ms,
-        end_ms=end_ms,
-        priority=Priority(body.priority),
-        upload_key=body.upload_key,
-        source_url=None if body.youtube_url is None else str(body.youtube_url),
-        with_subtitles=body.with_subtitles,
-        burn_subtitles=body.burn_subtitles,
-        subtitle_lang=body.subtitle_lang,
-        subtitles_upload_key=body.subtitles_key,
-    )
-
-
-async def _check_url(request: ClipRequest, settings: Settings) -> None:
-    if request.source_url is None:
-        return
-    if not settings.enable_ytdlp:
-        raise UrlSourcesDisabledError()
-    # Checked again before the fetch itself: DNS answers can change in between.
-    refusal = await url_refusal(request.source_url, settings.allowed_hosts)
-    if refusal is not None:
-        raise ValidationFailedError.field("youtubeUrl", refusal)
-
-
-async def _check_uploads(
-    session: AsyncSession, request: ClipRequest, storage: Storage, scope: Scope
-) -> None:
-    """The uploads the job names exist and the caller may use them; another tenant's upload
-    is "missing" exactly like one that never was."""
-    named = (
-        ("uploadKey", request.upload_key, source_key, "no upload has this key"),
-        (
-            "subtitlesKey",
-            request.subtitles_upload_key,
-            subtitles_key,
-            "no subtitles upload has this key",
-        ),
-    )
-    for field, upload_key, locate, missing in named:
-        if upload_key is None:
-            continue
-        try:
-            stored_as = locate(upload_key)
-        except ValueError as exc:
-            raise ValidationFailedError.field(field, str(exc)) from None
-        if not await upload_reachable(session, storage, upload_key, stored_as, scope):
-            raise ValidationFailedError.field(field, missing)
+    return JobAccepted.of(job)
 
 
 @router.get("/{job_id}/result", response_model=ResultRead)

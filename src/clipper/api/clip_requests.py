@@ -1,0 +1,120 @@
+"""From a request body to the checked ClipRequests the services take, and the checks of their
+source, for one job (POST /api/jobs) and for a batch (POST /api/jobs/batch) alike."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..domain.clips import ClipRequest
+from ..domain.jobs import Priority, SourceType
+from ..domain.tenancy import Scope
+from ..domain.timecode import parse_timecode
+from ..errors import ClipTooLongError, UrlSourcesDisabledError, ValidationFailedError
+from ..services.sources import url_refusal
+from ..services.uploads import upload_reachable
+from ..settings import Settings
+from ..storage import Storage, source_key, subtitles_key
+from .errors import field_name
+from .schemas import BatchCreate, ClipSpan, JobCreate, JobSource
+
+
+def to_clip_request(body: JobCreate, settings: Settings) -> ClipRequest:
+    """The rules across fields; each failure names the field to fix."""
+    _check_source(body)
+    return _clip_request(body, body, settings, at=())
+
+
+def to_clip_requests(body: BatchCreate, settings: Settings) -> list[ClipRequest]:
+    """One request per clip, in order, each checked like a single job's; a failure names
+    its clip, e.g. `clips[3].end`."""
+    _check_source(body)
+    return [
+        _clip_request(body, span, settings, at=("clips", index))
+        for index, span in enumerate(body.clips)
+    ]
+
+
+def _check_source(body: JobSource) -> None:
+    if body.source_type == "upload":
+        if body.upload_key is None:
+            raise ValidationFailedError.field("uploadKey", "is required when sourceType is upload")
+        if body.youtube_url is not None:
+            raise ValidationFailedError.field("youtubeUrl", "must be absent for an upload")
+    else:
+        if body.youtube_url is None:
+            raise ValidationFailedError.field(
+                "youtubeUrl", "is required when sourceType is youtube"
+            )
+        if body.upload_key is not None:
+            raise ValidationFailedError.field("uploadKey", "must be absent for a youtube source")
+    if body.burn_subtitles and not body.with_subtitles:
+        raise ValidationFailedError.field("burnSubtitles", "needs withSubtitles")
+    if body.subtitles_key is not None and not body.with_subtitles:
+        raise ValidationFailedError.field("subtitlesKey", "needs withSubtitles")
+
+
+def _clip_request(
+    source: JobSource, span: ClipSpan, settings: Settings, at: tuple[str | int, ...]
+) -> ClipRequest:
+    """`at`: where `span` is in the body (empty when its fields are the body's own)."""
+    end_field = field_name((*at, "end"))
+    start_ms, end_ms = parse_timecode(span.start), parse_timecode(span.end)
+    if end_ms <= start_ms:
+        raise ValidationFailedError.field(end_field, "must be after start")
+    limit_ms = int(settings.clip_max_duration_sec * 1000)
+    if end_ms - start_ms > limit_ms:
+        seconds = (end_ms - start_ms) / 1000
+        raise ClipTooLongError(
+            f"{end_field}: the clip is {seconds:g} s long; CLIP_MAX_DURATION_SEC allows "
+            f"{settings.clip_max_duration_sec:g} s",
+            [{"field": end_field, "message": "makes the clip too long"}],
+        )
+    return ClipRequest(
+        source_type=SourceType(source.source_type),
+        start_ms=start_ms,
+        end_ms=end_ms,
+        priority=Priority(source.priority),
+        upload_key=source.upload_key,
+        source_url=None if source.youtube_url is None else str(source.youtube_url),
+        with_subtitles=source.with_subtitles,
+        burn_subtitles=source.burn_subtitles,
+        subtitle_lang=source.subtitle_lang,
+        subtitles_upload_key=source.subtitles_key,
+        callback_url=None if source.callback_url is None else str(source.callback_url),
+    )
+
+
+async def check_url(request: ClipRequest, settings: Settings) -> None:
+    """A URL source is allowed (ENABLE_YTDLP), and the SSRF guard lets it and the callback
+    URL through."""
+    if request.source_url is not None and not settings.enable_ytdlp:
+        raise UrlSourcesDisabledError()
+    # Checked again before each connection (the fetch, each webhook): DNS answers change.
+    for field, url in (("youtubeUrl", request.source_url), ("callbackUrl", request.callback_url)):
+        if url is not None and (refusal := await url_refusal(url, settings.allowed_hosts)):
+            raise ValidationFailedError.field(field, refusal)
+
+
+async def check_uploads(
+    session: AsyncSession, request: ClipRequest, storage: Storage, scope: Scope
+) -> None:
+    """The uploads the job names exist and the caller may use them; another tenant's upload
+    is "missing" exactly like one that never was."""
+    named = (
+        ("uploadKey", request.upload_key, source_key, "no upload has this key"),
+        (
+            "subtitlesKey",
+            request.subtitles_upload_key,
+            subtitles_key,
+            "no subtitles upload has this key",
+        ),
+    )
+    for field, upload_key, locate, missing in named:
+        if upload_key is None:
+            continue
+        try:
+            stored_as = locate(upload_key)
+        except ValueError as exc:
+            raise ValidationFailedError.field(field, str(exc)) from None
+        if not await upload_reachable(session, storage, upload_key, stored_as, scope):
+            raise ValidationFailedError.field(field, missing)
