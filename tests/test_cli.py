@@ -21,6 +21,8 @@ COMMANDS = [
     ["keys", "create"],
     ["keys", "list"],
     ["keys", "revoke"],
+    ["keys", "update"],
+    ["keys", "webhook-secret"],
     ["db"],
     ["db", "upgrade"],
     ["db", "downgrade"],

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.jobs import EventType, JobStatus, check, sources_of
 from ..domain.tenancy import LOCAL_TENANT
-from .models import ApiKey, DlqJob, Job, JobEvent, Upload
+from .models import ApiKey, DlqJob, Job, JobEvent, RateLimit, Upload
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,8 @@ class NewJob:
     subtitles_upload_key: str | None = None
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
+    batch_id: uuid.UUID | None = None
+    callback_url: str | None = None
 
 
 async def ping(session: AsyncSession) -> None:
@@ -79,6 +81,14 @@ class JobRepository:
             select(Job).where(Job.tenant_id == tenant, Job.idempotency_key == key)
         )
 
+    async def get_by_idempotency_keys(self, tenant: str, keys: Sequence[str]) -> list[Job]:
+        """The tenant's jobs with these keys, in the order of `keys` (absent ones left out)."""
+        found = await self._session.scalars(
+            select(Job).where(Job.tenant_id == tenant, Job.idempotency_key.in_(keys))
+        )
+        by_key = {job.idempotency_key: job for job in found}
+        return [by_key[key] for key in keys if key in by_key]
+
     async def page(
         self,
         tenant: str | None,
@@ -102,6 +112,14 @@ class JobRepository:
         if job.expires_at is None:
             return False
         return bool(await self._session.scalar(select(job.expires_at <= func.now())))
+
+    async def unfinished_count(self, tenant: str) -> int:
+        """The tenant's queued and processing jobs."""
+        statement = select(func.count()).where(
+            Job.tenant_id == tenant,
+            Job.status.in_([JobStatus.QUEUED.value, JobStatus.PROCESSING.value]),
+        )
+        return int(await self._session.scalar(statement) or 0)
 
     async def status_counts(self) -> dict[str, int]:
         rows = await self._session.execute(select(Job.status, func.count()).group_by(Job.status))
@@ -140,6 +158,18 @@ class JobRepository:
             )
         )
         return {key for row in rows for key in row if key is not None}
+
+    async def batch_in_use(self, batch_id: uuid.UUID) -> bool:
+        """Whether a job of the batch is queued or processing (and may need its media)."""
+        statement = select(
+            select(Job.id)
+            .where(
+                Job.batch_id == batch_id,
+                Job.status.in_([JobStatus.QUEUED.value, JobStatus.PROCESSING.value]),
+            )
+            .exists()
+        )
+        return bool(await self._session.scalar(statement))
 
     async def count_expired(self) -> int:
         statement = select(func.count()).select_from(Job).where(*_EXPIRED)
@@ -358,9 +388,53 @@ class JobRepository:
         return True
 
 
+async def lock_tenant(session: AsyncSession, purpose: str, tenant: str) -> None:
+    """Take the tenant's lock for `purpose` until this transaction ends: quota checks of one
+    tenant then run one at a time in every API process, each counting what the previous one
+    committed."""
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"{purpose}:{tenant}"))))
+
+
+class RateLimitRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def take(self, tenant: str, per_minute: int) -> float | None:
+        """Count one request of `tenant` against `per_minute` (GCRA: a burst of up to
+        `per_minute`, then one every 60/per_minute s); None when it is allowed, else the seconds
+        until it would be. One statement, on the database clock, for every API process."""
+        step = timedelta(seconds=60 / per_minute)
+        window = timedelta(minutes=1)
+        start = func.greatest(RateLimit.tat, func.now())
+        taken = await self._session.scalar(
+            insert(RateLimit)
+            .values(tenant_id=tenant, tat=func.now() + step)
+            .on_conflict_do_update(
+                index_elements=[RateLimit.tenant_id],
+                set_={"tat": start + step},
+                where=start + step - func.now() <= window,
+            )
+            .returning(RateLimit.tat)
+        )
+        if taken is not None:
+            return None
+        wait = await self._session.scalar(
+            select(func.extract("epoch", RateLimit.tat + step - window - func.now())).where(
+                RateLimit.tenant_id == tenant
+            )
+        )
+        return max(0.0, float(wait or 0.0))
+
+
 class UploadRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+
+    async def stored_bytes(self, tenant: str) -> int:
+        statement = select(func.coalesce(func.sum(Upload.size_bytes), 0)).where(
+            Upload.tenant_id == tenant
+        )
+        return int(await self._session.scalar(statement) or 0)
 
     async def add(self, key: str, tenant: str, kind: str, size_bytes: int) -> None:
         self._session.add(Upload(key=key, tenant_id=tenant, kind=kind, size_bytes=size_bytes))
@@ -387,8 +461,40 @@ class ApiKeyRepository:
     async def get(self, key_id: str) -> ApiKey | None:
         return await self._session.get(ApiKey, key_id)
 
+    async def webhook_settings(self, key_id: str) -> tuple[str | None, int] | None:
+        """The key's default callback URL and its webhook secret's version; None when there
+        is no such key (as for the "local" tenant with API keys off)."""
+        row = (
+            await self._session.execute(
+                select(ApiKey.callback_url, ApiKey.webhook_secret_version).where(
+                    ApiKey.id == key_id
+                )
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
+
     async def all(self) -> Sequence[ApiKey]:
         return (await self._session.scalars(select(ApiKey).order_by(ApiKey.created_at))).all()
+
+    async def next_webhook_secret_version(self, key_id: str) -> bool:
+        """Move an active key's webhook secret to its next version; False without such a key."""
+        result = await self._session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+            .values(webhook_secret_version=ApiKey.webhook_secret_version + 1)
+            .returning(ApiKey.id)
+        )
+        return result.first() is not None
+
+    async def set_limits(self, key_id: str, **values: int | str | None) -> bool:
+        """Change an active key's limits (and callback URL); False when there is no such key."""
+        result = await self._session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+            .values(**values)
+            .returning(ApiKey.id)
+        )
+        return result.first() is not None
 
     async def revoke(self, key_id: str) -> bool:
         result = await self._session.execute(

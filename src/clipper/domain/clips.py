@@ -22,8 +22,14 @@ class ClipRequest:
     burn_subtitles: bool = False
     subtitle_lang: str | None = None
     subtitles_upload_key: str | None = None
+    # POSTed the job's status when it ends (done, failed, cancelled); None: the key's default.
+    callback_url: str | None = None
 
     def fingerprint(self) -> str:
         """Stable hash of the request: an Idempotency-Key reused with another body is a 409."""
-        canonical = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        fields = dataclasses.asdict(self)
+        if fields["callback_url"] is None:
+            # Left out when unset, so requests stored before it existed keep their hashes.
+            del fields["callback_url"]
+        canonical = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()

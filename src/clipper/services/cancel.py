@@ -13,6 +13,7 @@ from ..domain.jobs import JobStatus
 from ..domain.tenancy import Scope
 from ..errors import InvalidStateError, NotFoundError
 from ..queue import QueueAdapter
+from .webhooks import enqueue_job_webhook
 
 
 async def cancel_job(
@@ -23,7 +24,8 @@ async def cancel_job(
     keep_for: timedelta,
 ) -> Job:
     """Cancel a queued or processing job, in the caller's transaction: the job ends
-    `cancelled` (with a `cancelled` event) and its message is cancelled with it, so a
+    `cancelled` (with a `cancelled` event and its webhook, when it has a callback URL) and
+    its message is cancelled with it, so a
     queued job never runs and a running one has its handler (FFmpeg, a fetch) stopped by its
     worker as soon as this commits. The job's row is locked first, so a worker finishing it
     at the same moment either commits `done` before (then this is a 409) or finds it
@@ -44,4 +46,5 @@ async def cancel_job(
     await queue.cancel(job.id, conn=session)
     cancelled = await jobs.get(job.id)
     assert cancelled is not None
+    await enqueue_job_webhook(session, queue, cancelled)
     return cancelled

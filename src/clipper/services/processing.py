@@ -26,6 +26,7 @@ from ..queue import (
     DeadLetter,
     JobContext,
     LeaseLostError,
+    QueueAdapter,
     ReceivedMessage,
     RetryNotice,
     SystemicError,
@@ -33,6 +34,7 @@ from ..queue import (
 )
 from ..storage import Storage
 from .failures import NoProcessorError, permanent_failure
+from .webhooks import enqueue_job_webhook
 
 logger = logging.getLogger("clipper.worker")
 
@@ -141,15 +143,18 @@ class JobRunner:
         *,
         storage: Storage | None = None,
         deadline_seconds: float = 15.0,
+        queue: QueueAdapter | None = None,
     ) -> None:
         """`storage`: where a stale attempt's result files are deleted (None: left behind);
         `deadline_seconds`: the longest wait on the database for one of the runner's writes
-        (the statement deadline, shorter than the visibility window)."""
+        (the statement deadline, shorter than the visibility window); `queue`: where the
+        webhooks of the jobs it ends are published (None: none are)."""
         self._sessions = sessions
         self._processors = processors
         self._keep_results_for = keep_results_for
         self._storage = storage
         self._deadline = deadline_seconds
+        self._queue = queue
         self.missing_jobs = Counter(
             "clipper_worker_missing_jobs",
             "Messages acknowledged because their job row does not exist.",
@@ -207,7 +212,9 @@ class JobRunner:
                 result.subtitles_key,
                 self._keep_results_for,
             )
-            if not moved:
+            if moved:
+                await self._announce_end(session, job.id)
+            else:
                 logger.warning("the job was no longer processing for this attempt")
         logger.info("job done", extra={"attempt": context.attempt, "video": result.video_key})
 
@@ -262,13 +269,23 @@ class JobRunner:
             if job is None:
                 return
             code = letter.error.code or "PROCESSING_FAILED"
-            await jobs.fail(
+            failed = await jobs.fail(
                 job,
                 code,
                 letter.error.message,
                 _dead_letter_record(job, letter),
                 self._keep_results_for,
             )
+            if failed:
+                await self._announce_end(session, job.id)
+
+    async def _announce_end(self, session: AsyncSession, job_id: uuid.UUID) -> None:
+        """The webhook of a job that just ended, in the transaction that ended it."""
+        if self._queue is None:
+            return
+        ended = await JobRepository(session).get(job_id)  # as it ended, not as it was loaded
+        assert ended is not None, "the job was just updated in this transaction"
+        await enqueue_job_webhook(session, self._queue, ended)
 
 
 def _dead_letter_record(job: Job, letter: DeadLetter) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""The worker: jobs from the queue through their lifecycle, the dead-letter consumer with its
-alerts, and retention; started and stopped as one."""
+"""The worker: jobs from the queue through their lifecycle, their completion webhooks, the
+dead-letter consumer with its alerts, and retention; started and stopped as one."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ from prometheus_client import CollectorRegistry, start_http_server
 from ..db.session import create_engine, session_factory
 from ..queue import Consumer, QueueAdapter
 from ..services.processing import JobRunner, Processor
-from ..services.retention import cleanup_expired_jobs, cleanup_old_uploads
+from ..services.retention import cleanup_batch_media, cleanup_expired_jobs, cleanup_old_uploads
+from ..services.webhooks import WEBHOOK_DELIVERIES_PER_KEY, WEBHOOK_QUEUE
 from ..settings import Settings
 from ..signals import StopSignals
+from ..signing import key_or_process_key
 from ..storage import LocalStorage
 from .alerts import alert_hook
 from .processors import default_processors
+from .webhooks import WebhookSender
 
 logger = logging.getLogger("clipper.worker")
 
@@ -58,15 +61,17 @@ class Worker:
         if self._own_queue:
             await self.queue.start()
         if self._options.main_consumer:
+            sessions = session_factory(self._engine)
             runner = JobRunner(
-                session_factory(self._engine),
+                sessions,
                 self._options.processors
                 if self._options.processors is not None
-                else default_processors(self._settings),
+                else default_processors(self._settings, sessions),
                 self._settings.keep_finished_for,
                 self.queue.metrics.registry,
                 storage=LocalStorage(self._settings.data_dir),
                 deadline_seconds=self._settings.connection_timeouts().statement_seconds,
+                queue=self.queue,
             )
             self._consumers.append(
                 self.queue.consume(
@@ -77,6 +82,7 @@ class Worker:
                     transaction=self._engine.begin,
                 )
             )
+            self._consumers.append(self._consume_webhooks())
             self.queue.start_maintenance(self._settings.maintenance_interval_sec)
             self._maintenance = asyncio.create_task(self._clean_up_jobs())
         if self._options.dead_letter_consumer:
@@ -88,6 +94,19 @@ class Worker:
             )
         for consumer in self._consumers:
             logger.info("consuming %r (Ctrl-C to stop)", consumer.queue)
+
+    def _consume_webhooks(self) -> Consumer:
+        """Deliver the webhooks the runner publishes; their dead letters stay in webhooks.dlq
+        (inspect and redrive them with the queue's calls)."""
+        sender = WebhookSender(
+            session_factory(self._engine),
+            key_or_process_key(self._settings.signing_key, "webhooks"),
+            self._settings.allowed_hosts,
+            deadline_seconds=self._settings.connection_timeouts().statement_seconds,
+        )
+        return self.queue.consume(
+            sender, queue=WEBHOOK_QUEUE, group_concurrency=WEBHOOK_DELIVERIES_PER_KEY
+        )
 
     async def stop(self, signals: StopSignals) -> None:
         """Graceful: no new claims, running jobs get the grace period; a second signal cuts it."""
@@ -117,13 +136,15 @@ class Worker:
                 uploads = await cleanup_old_uploads(
                     sessions, storage, self._settings.retention_hours
                 )
-                if result.deleted or result.kept or uploads:
+                batches = await cleanup_batch_media(sessions, storage)
+                if result.deleted or result.kept or uploads or batches:
                     logger.info(
                         "retention: %d expired job(s) deleted, %d kept for next run, "
-                        "%d old upload(s) deleted",
+                        "%d old upload(s) deleted, %d finished batch(es)' media deleted",
                         result.deleted,
                         result.kept,
                         uploads,
+                        batches,
                     )
             except Exception as exc:
                 logger.error("job retention failed: %s: %s", type(exc).__name__, exc)
