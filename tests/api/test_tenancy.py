@@ -121,3 +121,12 @@ async def test_uploads_are_recorded_with_their_owner(
     assert (await tenants.call("b", "POST", "/api/jobs", json=body)).status_code == 202
     assert (await tenants.call("admin", "POST", "/api/jobs", json=body)).status_code == 202
     assert key_id(tenants.keys["b"]) != key_id(tenants.keys["a"])
+
+
+async def test_another_tenants_job_cannot_be_cancelled(tenants: Tenants) -> None:
+    job = await tenants.job_of("a")
+    theirs = await tenants.call("b", "POST", f"/api/jobs/{job}/cancel")
+    missing = await tenants.call("b", "POST", f"/api/jobs/{uuid.uuid4()}/cancel")
+    assert theirs.status_code == missing.status_code == 404
+    assert (await tenants.call("a", "GET", f"/api/jobs/{job}")).json()["status"] == "queued"
+    assert (await tenants.call("admin", "POST", f"/api/jobs/{job}/cancel")).status_code == 200
