@@ -10,7 +10,7 @@ from pathlib import Path
 import srt
 
 from .errors import SubtitleFontsMissingError, SubtitlesMissingError
-from .ffmpeg import run_ffmpeg, segment_input
+from .ffmpeg import run_ffmpeg
 from .probe import MediaInfo
 
 
@@ -32,36 +32,42 @@ def pick_track(info: MediaInfo, language: str | None) -> int:
 async def cut_subtitles(
     source: Path, track: int, start_ms: int, end_ms: int, output: Path, timeout_seconds: float
 ) -> None:
+    """Cut the source's text track `track` (mov_text, SRT, ASS, WebVTT) to the segment as SRT.
+    FFmpeg extracts the whole track, unseeked: an input seek (`-ss` before `-i`) shifts
+    subtitle streams by the wrong amount, keeps cues that ended before the start and leaves
+    cues running past the end. The cues are then cut exactly like a sidecar's."""
+
     async def ignore(share: float) -> None:
         return None
 
+    # Extracted into `output` and cut in place: no second scratch file to clean up.
     await run_ffmpeg(
-        [
-            *segment_input(source, start_ms, end_ms - start_ms),
-            "-map",
-            f"0:s:{track}",
-            "-c:s",
-            "srt",
-            str(output),
-        ],
-        duration_ms=end_ms - start_ms,
+        ["-y", "-i", str(source), "-map", f"0:s:{track}", "-c:s", "srt", "-f", "srt", str(output)],
+        duration_ms=0,  # reports no progress: a text track is quick to extract
         on_progress=ignore,
         timeout_seconds=timeout_seconds,
+    )
+    await asyncio.to_thread(
+        _cut_srt, output, start_ms, end_ms, output, "the source's subtitle track"
     )
 
 
 async def cut_sidecar(sidecar: Path, start_ms: int, end_ms: int, output: Path) -> None:
-    """Cut an uploaded .srt to the segment: FFmpeg's seek in a plain SRT input does not shift
-    its cues, so the cues are kept, trimmed, shifted and renumbered here (with `srt`)."""
-    await asyncio.to_thread(_cut_sidecar, sidecar, start_ms, end_ms, output)
+    """Cut an uploaded .srt to the segment (FFmpeg's seek in a plain SRT input does not shift
+    its cues)."""
+    await asyncio.to_thread(_cut_srt, sidecar, start_ms, end_ms, output, "the subtitles upload")
 
 
-def _cut_sidecar(sidecar: Path, start_ms: int, end_ms: int, output: Path) -> None:
+def _cut_srt(subtitles: Path, start_ms: int, end_ms: int, output: Path, what: str) -> None:
+    """Keep the cues that overlap [start_ms, end_ms) (one that ends exactly at the start or
+    starts exactly at the end shows nothing of the clip), trim them to it, shift them by
+    exactly `start_ms` and renumber them. Every subtitle source goes through here, so the SRT
+    and the burned-in text agree whatever the source's format."""
     start, end = timedelta(milliseconds=start_ms), timedelta(milliseconds=end_ms)
     try:
-        cues = list(srt.parse(sidecar.read_text(encoding="utf-8-sig", errors="replace")))
+        cues = list(srt.parse(subtitles.read_text(encoding="utf-8-sig", errors="replace")))
     except srt.SRTParseError as exc:
-        raise SubtitlesMissingError(f"the subtitles upload is not valid SRT: {exc}") from None
+        raise SubtitlesMissingError(f"{what} is not valid SRT: {exc}") from None
     kept = [
         srt.Subtitle(
             index=0,
