@@ -68,3 +68,66 @@ def make_video(
         check=True,
     )
     return path
+
+
+# A numbered video: each frame shows its number in binary, one 20-pixel-wide band per bit
+# (white for 1, black for 0), from the lowest bit on the left. Wide bands with full contrast
+# survive an H.264 re-encode, so a clip's frames can be read back to their source numbers.
+_BAND = 20
+_BITS = 10  # 1024 frames: 40 s at 25 fps
+_WIDTH, _HEIGHT = _BAND * _BITS, 16
+
+
+def make_numbered_video(path: Path, seconds: int) -> Path:
+    """25 fps with a keyframe every 2 s (frames 0, 50, 100, …), and a tone."""
+    bits = f"if(mod(floor(N/pow(2,floor(X/{_BAND}))),2),255,0)"
+    subprocess.run(
+        [
+            ffmpeg_path(),
+            "-y",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=black:size={_WIDTH}x{_HEIGHT}:rate=25:duration={seconds},"
+            f"format=gray,geq=lum='{bits}'",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:duration={seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            *KEYFRAMES_EVERY_2S,
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(path),
+        ],
+        check=True,
+    )
+    return path
+
+
+def frame_numbers(path: Path) -> list[int]:
+    """The number each frame of a clip of a numbered video shows, in order."""
+    raw = subprocess.run(
+        [ffmpeg_path(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    size = _WIDTH * _HEIGHT
+    middle = _HEIGHT // 2 * _WIDTH  # the middle row, away from the edges' ringing
+    return [
+        sum(
+            1 << bit
+            for bit in range(_BITS)
+            if raw[offset + middle + bit * _BAND + _BAND // 2] > 128
+        )
+        for offset in range(0, len(raw) - size + 1, size)
+    ]

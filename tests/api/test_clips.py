@@ -9,7 +9,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -30,15 +30,6 @@ from tests.media_files import make_video
 @pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_video(tmp_path_factory.mktemp("clips") / "source.mp4", seconds=20)
-
-
-@pytest.fixture
-async def worker(db_url: str, data_dir: Path) -> AsyncIterator[Worker]:
-    settings = settings_for(data_dir=data_dir, queue_retry_backoff_ms_base=50)
-    running = Worker(settings, db_url, WorkerOptions(metrics_port=0))
-    await running.start()
-    yield running
-    await running.stop(StopSignals())
 
 
 async def _upload(client: httpx.AsyncClient, path: Path) -> httpx.Response:

@@ -19,7 +19,7 @@ from clipper.media.errors import (
     SegmentOutOfRangeError,
     UnreadableMediaError,
 )
-from clipper.media.probe import keyframe_before, probe
+from clipper.media.probe import FrameAt, frame_at, probe
 from tests.media_files import make_video
 
 
@@ -52,8 +52,8 @@ async def test_probe_refuses_corrupt_input(tmp_path: Path) -> None:
 
 
 async def test_keyframes_are_every_two_seconds(source: Path) -> None:
-    assert await keyframe_before(source, 5_300) == 4_000
-    assert await keyframe_before(source, 4_000) == 4_000
+    assert await frame_at(source, 5_300) == FrameAt(5_280, 40, 4_000)
+    assert await frame_at(source, 4_000) == FrameAt(4_000, 40, 4_000)
 
 
 async def test_a_start_on_a_keyframe_is_cut_by_stream_copy(source: Path, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..domain.clips import ClipRequest
+from ..domain.clips import ClipRequest, CutMode
 from ..domain.jobs import Priority, SourceType
 from ..domain.tenancy import Scope
 from ..domain.timecode import parse_timecode
@@ -51,6 +51,8 @@ def _check_source(body: JobSource) -> None:
         raise ValidationFailedError.field("burnSubtitles", "needs withSubtitles")
     if body.subtitles_key is not None and not body.with_subtitles:
         raise ValidationFailedError.field("subtitlesKey", "needs withSubtitles")
+    if body.burn_subtitles and body.cut == "fast":
+        raise ValidationFailedError.field("burnSubtitles", "needs an exact cut (it re-encodes)")
 
 
 def _clip_request(
@@ -81,6 +83,7 @@ def _clip_request(
         subtitle_lang=source.subtitle_lang,
         subtitles_upload_key=source.subtitles_key,
         callback_url=None if source.callback_url is None else str(source.callback_url),
+        cut=CutMode(source.cut),
     )
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ..domain.clips import CutMode
 from ..domain.jobs import JobStatus, Priority, SourceType
 
 NAMING = {
@@ -76,6 +77,9 @@ class Job(Base):
     batch_id: Mapped[uuid.UUID | None]
     # Called (a signed POST) when the job ends; falls back to the key's callback_url.
     callback_url: Mapped[str | None] = mapped_column(Text)
+    # How the clip is cut (domain.clips.CutMode), and where in the source it starts once done.
+    cut_mode: Mapped[str] = mapped_column(Text, server_default=text("'exact'"))
+    actual_start_ms: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     expires_at: Mapped[datetime | None]
@@ -93,6 +97,7 @@ class Job(Base):
             name="one_source",
         ),
         CheckConstraint("NOT burn_subtitles OR with_subtitles", name="burn_needs_subtitles"),
+        CheckConstraint(_one_of("cut_mode", CutMode), name="cut_mode"),
         UniqueConstraint("tenant_id", "idempotency_key"),
         # GET /api/jobs for one tenant: newest first, cursor (created_at, id).
         Index(None, "tenant_id", "created_at", "id"),

@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..domain.clips import CutMode
 from ..domain.jobs import EventType, JobStatus, check, sources_of
 from ..domain.tenancy import LOCAL_TENANT
 from .models import ApiKey, DlqJob, Job, JobEvent, RateLimit, Upload
@@ -38,6 +39,7 @@ class NewJob:
     request_fingerprint: str | None = None
     batch_id: uuid.UUID | None = None
     callback_url: str | None = None
+    cut_mode: str = CutMode.EXACT.value
 
 
 async def ping(session: AsyncSession) -> None:
@@ -327,9 +329,12 @@ class JobRepository:
         result_video_key: str,
         result_subtitles_key: str | None,
         keep_for: timedelta,
+        *,
+        actual_start_ms: int | None = None,
     ) -> bool:
-        """Mark the job done by `attempt` with its results, expiring `keep_for` from now on
-        the database clock; False (a no-op) unless it is processing for that attempt."""
+        """Mark the job done by `attempt` with its results (and where its clip starts in the
+        source), expiring `keep_for` from now on the database clock; False (a no-op) unless
+        it is processing for that attempt."""
         moved = await self._update_attempt(
             job_id,
             attempt,
@@ -337,6 +342,7 @@ class JobRepository:
             progress=100,
             result_video_key=result_video_key,
             result_subtitles_key=result_subtitles_key,
+            actual_start_ms=actual_start_ms,
             expires_at=func.now() + keep_for,
         )
         if moved:

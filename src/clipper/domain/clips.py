@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 import json
 from dataclasses import dataclass
 
 from .jobs import Priority, SourceType
+
+
+class CutMode(enum.StrEnum):
+    """EXACT starts on the frame on screen at the start (re-encoding unless that frame is a
+    keyframe); FAST starts on the keyframe at or before it, always by stream copy."""
+
+    EXACT = "exact"
+    FAST = "fast"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +33,7 @@ class ClipRequest:
     subtitles_upload_key: str | None = None
     # POSTed the job's status when it ends (done, failed, cancelled); None: the key's default.
     callback_url: str | None = None
+    cut: CutMode = CutMode.EXACT
 
     def fingerprint(self) -> str:
         """Stable hash of the request: an Idempotency-Key reused with another body is a 409."""
@@ -31,5 +41,7 @@ class ClipRequest:
         if fields["callback_url"] is None:
             # Left out when unset, so requests stored before it existed keep their hashes.
             del fields["callback_url"]
+        if fields["cut"] == CutMode.EXACT:  # the default: likewise
+            del fields["cut"]
         canonical = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()

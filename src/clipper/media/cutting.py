@@ -1,5 +1,7 @@
-"""Cutting a segment: stream copy when the start lies on a keyframe (fast, lossless), else a
-frame-accurate re-encode; every output is probed before it counts."""
+"""Cutting a segment: an exact cut starts on the frame on screen at the requested start and
+ends before the frame at the end, by stream copy when that frame is a keyframe (fast,
+lossless), else by a re-encode; a fast cut starts on the keyframe at or before the start, by
+stream copy. Every output is probed before it counts."""
 
 from __future__ import annotations
 
@@ -8,14 +10,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..domain.clips import CutMode
 from .errors import FfmpegError, InvalidOutputError, SegmentOutOfRangeError
 from .ffmpeg import run_ffmpeg, segment_input
-from .probe import MediaInfo, keyframe_before, probe
+from .probe import MediaInfo, frame_at, probe
 
 logger = logging.getLogger("clipper.media")
 
-# A start this close after a keyframe still cuts cleanly by stream copy.
-KEYFRAME_TOLERANCE_MS = 40
 # How far a clip's duration may differ from the request (frames and audio packets).
 DURATION_TOLERANCE_MS = 150
 # How far apart a clip's audio and video may start.
@@ -27,7 +28,20 @@ StageProgress = Callable[[str, float], Awaitable[None]]
 @dataclass(frozen=True, slots=True)
 class Cut:
     method: str  # "copy" or "encode"
+    start_ms: int  # where in the source the clip starts: a frame's time, at or before the start
     duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Where a cut starts in the source: its first frame's time, where a re-encode seeks, and
+    where stream copy seeks (None: copy cannot start there cleanly). On one frame the two
+    differ by under a millisecond: a frame's time is rounded down for a re-encode, which
+    drops what shows before it, a keyframe's up for copy, which starts on the keyframe at or
+    before it (probe.FrameAt)."""
+
+    frame_ms: int
+    copy_ms: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +64,11 @@ async def cut_segment(
     on_progress: StageProgress,
     timeout_seconds: float,
     video_filter: str | None = None,
+    mode: CutMode = CutMode.EXACT,
 ) -> Cut:
-    """Write `output` (MP4, faststart) with [start_ms, end_ms) of `source`. A `video_filter`
-    (burning subtitles) always re-encodes."""
+    """Write `output` (MP4, faststart) with [start_ms, end_ms) of `source`, from where
+    `cut_start` puts the start (the Cut says where). A `video_filter` (burning subtitles)
+    always re-encodes, so it takes an exact cut."""
     if start_ms >= info.duration_ms or end_ms > info.duration_ms + DURATION_TOLERANCE_MS:
         raise SegmentOutOfRangeError(
             f"the segment ends at {end_ms / 1000:g} s but the source lasts "
@@ -60,14 +76,36 @@ async def cut_segment(
         )
     end_ms = min(end_ms, info.duration_ms)
     job = _Job(source, info, output, on_progress, timeout_seconds, video_filter)
-    keyframe = await keyframe_before(source, start_ms) if info.has_video else start_ms
-    copyable = keyframe is not None and start_ms - keyframe <= KEYFRAME_TOLERANCE_MS
-    if video_filter is None and copyable and keyframe is not None:
+    start = await cut_start(source, info, start_ms, mode)
+    if mode is CutMode.FAST:
+        assert video_filter is None, "burning re-encodes: the API takes it with exact cuts only"
+        # Always stream copy: re-encoding instead would give up the speed it was chosen for.
+        assert start.copy_ms is not None, "a fast cut always starts where copy can"
+        return await _run(job, start.copy_ms, end_ms, "copy")
+    if video_filter is None and start.copy_ms is not None:
         try:
-            return await _run(job, keyframe, end_ms, "copy")
+            return await _run(job, start.copy_ms, end_ms, "copy")
         except (FfmpegError, InvalidOutputError) as exc:
             logger.info("stream copy gave no clean clip (%s); re-encoding", exc)
-    return await _run(job, start_ms, end_ms, "encode")
+    return await _run(job, start.frame_ms, end_ms, "encode")
+
+
+async def cut_start(source: Path, info: MediaInfo, start_ms: int, mode: CutMode) -> Start:
+    """Where a cut of `source` from `start_ms` starts. Exact: on the frame on screen at
+    `start_ms` (the last one whose pts <= start_ms), copyable only when that frame is a
+    keyframe and `start_ms` lies within half a frame of it; so a start 30 ms into a 40 ms
+    frame is re-encoded, as its audio would otherwise begin 30 ms early. Fast: on the
+    keyframe at or before it. Without video (or before the first frame), at `start_ms`
+    itself, where audio alone copies cleanly."""
+    frame = await frame_at(source, start_ms) if info.has_video else None
+    if frame is None:
+        return Start(start_ms, start_ms)
+    if mode is CutMode.FAST:
+        return Start(frame.keyframe_ms, frame.keyframe_ms)
+    # The same pts, one rounded up and one down (distinct frames are further apart).
+    on_keyframe = frame.keyframe_ms >= frame.frame_ms
+    copyable = on_keyframe and 2 * (start_ms - frame.keyframe_ms) <= frame.duration_ms
+    return Start(frame.frame_ms, frame.keyframe_ms if copyable else None)
 
 
 def cut_arguments(
@@ -127,7 +165,7 @@ async def _run(job: _Job, start_ms: int, end_ms: int, method: str) -> Cut:
         timeout_seconds=job.timeout_seconds,
     )
     await verify(job.output, duration_ms, job.info)
-    return Cut(method, duration_ms)
+    return Cut(method, start_ms, duration_ms)
 
 
 async def verify(output: Path, duration_ms: int, source: MediaInfo) -> None:

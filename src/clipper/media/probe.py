@@ -65,13 +65,27 @@ async def probe_upload(path: Path) -> MediaInfo | None:
     return None if info.subtitles_only else _playable(info)
 
 
-async def keyframe_before(path: Path, at_ms: int) -> int | None:
-    """The time (ms) of the last video keyframe at or before `at_ms`; None without video."""
-    answer = await _ask(path, "keyframe", str(at_ms), timeout_seconds=PROBE_TIMEOUT_SECONDS)
-    keyframe = answer.get("keyframe_ms")
-    if keyframe is None or type(keyframe) is int:
-        return keyframe
-    raise _garbled(path, "keyframe_ms")
+@dataclass(frozen=True, slots=True)
+class FrameAt:
+    """The video frame on screen at a time, and the keyframe a decoder starts it from."""
+
+    frame_ms: int  # its pts, rounded down: seeking there starts on it
+    duration_ms: int  # how long it is on screen (0 when the file does not say)
+    keyframe_ms: int  # the last keyframe at or before it, rounded up: seeking there lands on it
+
+
+async def frame_at(path: Path, at_ms: int) -> FrameAt | None:
+    """The frame on screen at `at_ms` (the last one whose pts <= at_ms); None without video
+    or before its first frame."""
+    answer = await _ask(path, "frame", str(at_ms), timeout_seconds=PROBE_TIMEOUT_SECONDS)
+    fields = answer.get("frame")
+    if fields is None:
+        return None
+    names = ("frame_ms", "frame_duration_ms", "keyframe_ms")
+    # The child parsed hostile input: its answer is checked like any untrusted data.
+    if not isinstance(fields, dict) or not all(type(fields.get(name)) is int for name in names):
+        raise _garbled(path, "frame")
+    return FrameAt(fields["frame_ms"], fields["frame_duration_ms"], fields["keyframe_ms"])
 
 
 def _playable(info: MediaInfo) -> MediaInfo:

@@ -6,7 +6,8 @@ by file path and in isolated mode, so it imports nothing of Clipper and reads no
 variables. It prints one JSON object on stdout:
 
 - `describe`: {"info": {...the MediaInfo fields...}} or {"unreadable": reason}
-- `keyframe`: {"keyframe_ms": int or null} or {"unreadable": reason}
+- `frame`: {"frame": {"keyframe_ms", "frame_ms", "frame_duration_ms"} or null} or
+  {"unreadable": reason}
 
 A reason never names the file: PyAV's messages carry its path, so only FFmpeg's own
 description of the error is passed on."""
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 import ctypes
 import json
+import math
 import os
 import resource
 import signal
 import sys
+from fractions import Fraction
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -69,28 +72,51 @@ def _describe(path: str) -> dict[str, Any]:
         }
 
 
-def _keyframe(path: str, at_ms: int) -> dict[str, Any]:
+def _frame(path: str, at_ms: int) -> dict[str, Any]:
+    """The video frame on screen at `at_ms` (the last one whose pts <= at_ms), its duration,
+    and the last keyframe at or before it; null without video or before the first frame."""
     import av
 
     with av.open(path) as container:
         if not container.streams.video:
-            return {"keyframe_ms": None}
+            return {"frame": None}
         stream = container.streams.video[0]
         time_base = stream.time_base
         if time_base is None:
-            return {"keyframe_ms": None}
-        # Seek lands on the keyframe at or before the target; read forward to confirm it.
-        container.seek(int(at_ms / 1000 / time_base), stream=stream, backward=True, any_frame=False)
-        best: int | None = None
+            return {"frame": None}
+        at = Fraction(at_ms, 1000) / time_base  # in the stream's ticks, exactly
+        # Seek lands on the keyframe at or before the target; read forward from there.
+        container.seek(int(at), stream=stream, backward=True, any_frame=False)
+        keyframe: int | None = None
+        frame: int | None = None
+        duration: int | None = None
         for packet in container.demux(stream):
-            if packet.pts is None:
-                continue
-            at = int(packet.pts * time_base * 1000)
-            if at > at_ms:
+            # Packets come in decode order: once one decodes after `at`, every later one also
+            # shows after it (pts >= dts), while earlier ones may still show before (B-frames).
+            if packet.dts is not None and packet.dts > at:
                 break
-            if packet.is_keyframe:
-                best = at
-        return {"keyframe_ms": best}
+            if packet.pts is None or packet.pts > at:
+                continue
+            if packet.is_keyframe and (keyframe is None or packet.pts > keyframe):
+                keyframe = packet.pts
+            if frame is None or packet.pts > frame:
+                frame, duration = packet.pts, packet.duration
+        if frame is None or keyframe is None:
+            return {"frame": None}
+        if not duration and stream.average_rate:  # no per-packet duration: the nominal rate
+            seconds = 1 / Fraction(stream.average_rate)
+        else:
+            seconds = (duration or 0) * time_base
+        return {
+            "frame": {
+                # Rounded so that seeking to it lands on it: input seeking decodes from the
+                # keyframe at or before the time (so a keyframe's time is rounded up) and then
+                # drops frames before the time (so a frame's time is rounded down).
+                "keyframe_ms": math.ceil(keyframe * time_base * 1000),
+                "frame_ms": math.floor(frame * time_base * 1000),
+                "frame_duration_ms": round(seconds * 1000),
+            }
+        }
 
 
 def _answer(command: str, path: str, arguments: list[str]) -> dict[str, Any]:
@@ -99,7 +125,7 @@ def _answer(command: str, path: str, arguments: list[str]) -> dict[str, Any]:
     try:
         if command == "describe":
             return _describe(path)
-        return _keyframe(path, int(arguments[0]))
+        return _frame(path, int(arguments[0]))
     except av.error.FFmpegError as exc:
         return {"unreadable": exc.strerror or "FFmpeg cannot read it"}
     except OSError as exc:

@@ -17,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..db.models import Job
 from ..db.repositories import JobRepository, ping
+from ..domain.clips import CutMode
 from ..fetch.download import download
 from ..fetch.extract import media_url
 from ..fetch.guard import check_url
-from ..media.cutting import cut_segment
+from ..media.cutting import cut_segment, cut_start
 from ..media.errors import MissingSourceError
 from ..media.probe import MediaInfo, probe
 from ..media.subtitles import burn_filter, cut_sidecar, cut_subtitles, pick_track
@@ -213,16 +214,24 @@ class ClipProcessor:
             except FileNotFoundError:  # swept all the same (the clock jumped): nothing to keep
                 return
 
-    async def _cut_subtitles(self, job: Job, source: Path, info: MediaInfo, out: Path) -> None:
-        """From an uploaded .srt sidecar when the job names one, else the source's own track."""
+    async def _cut_subtitles(
+        self, job: Job, mode: CutMode, source: Path, info: MediaInfo, out: Path
+    ) -> None:
+        """From an uploaded .srt sidecar when the job names one, else the source's own track;
+        from where the clip starts: a fast cut's keyframe can be seconds before the start."""
+        start_ms = (
+            (await cut_start(source, info, job.start_ms, mode)).frame_ms
+            if mode is CutMode.FAST
+            else job.start_ms
+        )
         if job.subtitles_upload_key is None:
             track = pick_track(info, job.subtitle_lang)
-            await cut_subtitles(source, track, job.start_ms, job.end_ms, out, self._timeout)
+            await cut_subtitles(source, track, start_ms, job.end_ms, out, self._timeout)
             return
         sidecar = subtitles_key(job.subtitles_upload_key)
         if not await self._storage.exists(sidecar):
             raise MissingSourceError("the subtitles upload no longer exists")
-        await cut_sidecar(await self._storage.local_path(sidecar), job.start_ms, job.end_ms, out)
+        await cut_sidecar(await self._storage.local_path(sidecar), start_ms, job.end_ms, out)
 
     async def _cut(self, job: Job, attempt: int, progress: Progress, scratch: Path) -> ClipResult:
         source = await self._source(job, scratch, progress)
@@ -234,10 +243,12 @@ class ClipProcessor:
                 f"{self._max_source_ms / 1000:g} s (MAX_CLIP_INPUT_DURATION_SEC)"
             )
 
+        # A row gets its default on insert; a Job made in memory and never stored has none yet.
+        mode = CutMode(job.cut_mode or CutMode.EXACT)
         subtitles = scratch / "clip.srt" if job.with_subtitles else None
         video_filter = None
         if subtitles is not None:  # before the cut: a missing track fails at once
-            await self._cut_subtitles(job, source, info, subtitles)
+            await self._cut_subtitles(job, mode, source, info, subtitles)
             if job.burn_subtitles:
                 video_filter = burn_filter(subtitles, self._fonts_dir)
 
@@ -245,7 +256,7 @@ class ClipProcessor:
             await progress(5 + int(share * 90), stage)
 
         output = scratch / "clip.mp4"
-        await cut_segment(
+        cut = await cut_segment(
             source,
             info,
             job.start_ms,
@@ -254,6 +265,7 @@ class ClipProcessor:
             on_progress=on_progress,
             timeout_seconds=self._timeout,
             video_filter=video_filter,
+            mode=mode,
         )
         await progress(95, "store")
         video = result_key(job.id, attempt)
@@ -263,4 +275,4 @@ class ClipProcessor:
             subtitles_key = result_key(job.id, attempt, "clip.srt")
             await self._storage.put_file(subtitles_key, subtitles)
         await progress(100, "store")
-        return ClipResult(video, subtitles_key)
+        return ClipResult(video, subtitles_key, cut.start_ms)

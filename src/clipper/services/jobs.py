@@ -78,6 +78,7 @@ def new_job(
         subtitle_lang=request.subtitle_lang,
         subtitles_upload_key=request.subtitles_upload_key,
         callback_url=request.callback_url,
+        cut_mode=request.cut.value,
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
         batch_id=batch_id,

@@ -58,6 +58,8 @@ _DATABASE_DOWN = (
 class ClipResult:
     video_key: str
     subtitles_key: str | None = None
+    # Where in the source the clip starts (None: the processor does not say).
+    start_ms: int | None = None
 
 
 class Progress(Protocol):
@@ -211,6 +213,7 @@ class JobRunner:
                 result.video_key,
                 result.subtitles_key,
                 self._keep_results_for,
+                actual_start_ms=result.start_ms,
             )
             if moved:
                 await self._announce_end(session, job.id)
