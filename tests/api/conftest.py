@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +14,39 @@ from clipper.api_keys import make_key
 from clipper.db.repositories import ApiKeyRepository, UploadRepository
 from clipper.db.session import create_engine, session_factory
 from clipper.settings import Settings
+from clipper.signals import StopSignals
 from clipper.storage import LocalStorage, source_key
+from clipper.worker.service import Worker, WorkerOptions
+from tests.api.statuses import Observed, undeclared, watching
 
 ApiFactory = Callable[..., Any]
 
 
 def settings_for(**values: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def observed_statuses() -> Iterator[set[Observed]]:
+    """Every (method, route, status) the API tests saw. Checked when the session ends, so
+    whichever tests ran and in whatever order: each status must be declared for its route in
+    the OpenAPI document, or the session fails (with the undeclared ones named)."""
+    observed: set[Observed] = set()
+    yield observed
+    document = create_app(settings_for(), "postgresql://unused").openapi()
+    missing = undeclared(observed, document)
+    assert not missing, f"answered but not declared in /openapi.json: {missing}"
+
+
+@pytest.fixture(autouse=True)
+def record_statuses(observed_statuses: set[Observed], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Note the route and status of every in-process response (any test's own client too)."""
+    original = httpx.ASGITransport.__init__
+
+    def init(transport: httpx.ASGITransport, app: Any, *args: Any, **kwargs: Any) -> None:
+        original(transport, watching(app, observed_statuses), *args, **kwargs)
+
+    monkeypatch.setattr(httpx.ASGITransport, "__init__", init)
 
 
 # An upload that exists in every test app's storage (its content is never read by the API).
@@ -52,6 +78,16 @@ async def make_client(db_url: str, data_dir: Path) -> AsyncIterator[ApiFactory]:
     for lifespan, client in opened:
         await client.aclose()
         await lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def worker(db_url: str, data_dir: Path) -> AsyncIterator[Worker]:
+    """A real worker in the test's process, cutting with FFmpeg into `data_dir`."""
+    settings = settings_for(data_dir=data_dir, queue_retry_backoff_ms_base=50)
+    running = Worker(settings, db_url, WorkerOptions(metrics_port=0))
+    await running.start()
+    yield running
+    await running.stop(StopSignals())
 
 
 @pytest.fixture

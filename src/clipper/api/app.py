@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
+from fastapi_offline import FastAPIOffline
 
 from ..db.session import create_engine, session_factory
 from ..queue import QueueAdapter
@@ -17,6 +18,7 @@ from .deps import get_admin, get_caller, get_resources
 from .errors import install_error_handlers
 from .metrics import ApiMetrics
 from .middleware import RequestContextMiddleware
+from .openapi import install_openapi
 from .resources import Resources
 from .routes import batches, dlq, files, health, jobs, uploads
 
@@ -68,7 +70,12 @@ def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None
                 await adapter.shutdown()
             await engine.dispose()
 
-    app = FastAPI(title="Clipper", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # /docs (Swagger UI) and /redoc from assets bundled in the fastapi-offline package, served
+    # by this process: FastAPI's own pages load them from a CDN, out of reach offline.
+    app = FastAPIOffline(
+        title="Clipper", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+    )
+    install_openapi(app)
     app.add_middleware(
         RequestContextMiddleware,
         max_body=settings.max_request_bytes,

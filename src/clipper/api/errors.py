@@ -50,6 +50,7 @@ class HttpError(ClipperError):
 
 
 def envelope(request: Request, error: ClipperError) -> JSONResponse:
+    # Documented as openapi.ErrorEnvelope: tests/api/test_openapi.py holds answers to it.
     body: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.details:
         body["details"] = error.details

@@ -21,8 +21,16 @@ URL_MAX = 2048
 KEY_MAX = 200
 
 
+def _title(name: str, _field: object) -> str:
+    """A field's title in the OpenAPI document, from its Python name: `Source type`, where
+    pydantic's own, made from the camelCase alias, would squash it to `Sourcetype`."""
+    return name.replace("_", " ").capitalize()
+
+
 class Wire(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, field_title_generator=_title
+    )
 
 
 class JobSource(Wire):
@@ -44,6 +52,8 @@ class JobSource(Wire):
     priority: Literal["fast", "normal", "bulk"] = "normal"
     # POSTed the job's status, signed, when it ends; unset: the API key's default, if any.
     callback_url: Annotated[HttpUrl, UrlConstraints(max_length=URL_MAX)] | None = None
+    # exact: from the frame on screen at start; fast: from the keyframe before it (copy).
+    cut: Literal["exact", "fast"] = "exact"
 
 
 class ClipSpan(Wire):
@@ -66,6 +76,20 @@ class ClipSpan(Wire):
 class JobCreate(ClipSpan, JobSource):
     """A clip request: its source and its span."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "sourceType": "upload",
+                    "uploadKey": "up_4f9c2e1b7a6d4c3e8f0a1b2c3d4e5f60",
+                    "start": "00:00:05",
+                    "end": "00:00:35",
+                    "priority": "fast",
+                }
+            ]
+        }
+    )
+
 
 # The most clips one batch request may ask for: a long recording's highlights, not a backlog.
 BATCH_MAX_CLIPS = 50
@@ -73,6 +97,22 @@ BATCH_MAX_CLIPS = 50
 
 class BatchCreate(JobSource):
     """Clips of one source in one request: each becomes an ordinary job."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "sourceType": "upload",
+                    "uploadKey": "up_4f9c2e1b7a6d4c3e8f0a1b2c3d4e5f60",
+                    "priority": "bulk",
+                    "clips": [
+                        {"start": "00:00:05", "end": "00:00:15"},
+                        {"start": "00:00:40", "end": "00:00:50"},
+                    ],
+                }
+            ]
+        }
+    )
 
     clips: list[ClipSpan] = Field(min_length=1, max_length=BATCH_MAX_CLIPS)
 
@@ -104,6 +144,9 @@ class JobRead(Wire):
     subtitles_key: str | None
     # The batch (POST /api/jobs/batch) it came in, if any.
     batch_id: uuid.UUID | None = None
+    cut: str = "exact"
+    # Where in the source the clip starts, once done: a fast cut's keyframe, at or before start.
+    actual_start: str | None = None
     error: ErrorRead | None
     created_at: datetime
     updated_at: datetime
@@ -128,6 +171,10 @@ class JobRead(Wire):
             subtitle_lang=job.subtitle_lang,
             subtitles_key=job.subtitles_upload_key,
             batch_id=job.batch_id,
+            cut=job.cut_mode,
+            actual_start=None
+            if job.actual_start_ms is None
+            else format_timecode(job.actual_start_ms),
             error=ErrorRead(code=job.error_code, message=job.error_message)
             if job.error_code
             else None,

@@ -13,12 +13,18 @@ from ...services.quotas import check_active_jobs
 from ..clip_requests import check_uploads, check_url, to_clip_requests
 from ..deps import CallerDep, ResourcesDep, get_caller
 from ..limits import count_request
+from ..openapi import CLIPS, error_responses
 from ..schemas import BatchAccepted, BatchCreate, JobAccepted
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(get_caller)])
 
 
-@router.post("/batch", status_code=status.HTTP_202_ACCEPTED, response_model=BatchAccepted)
+@router.post(
+    "/batch",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BatchAccepted,
+    responses=error_responses(*CLIPS),
+)
 async def create(
     body: BatchCreate,
     resources: ResourcesDep,

@@ -8,17 +8,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from ...domain.tenancy import OPERATOR
-from ...errors import InvalidStateError, NotFoundError
+from ...errors import ForbiddenError, InvalidStateError, NotFoundError, ValidationFailedError
 from ...services.dead_letters import list_dead_letters
 from ...services.jobs import get_job
 from ...services.requeue import requeue_jobs
 from ..deps import ResourcesDep, get_admin
+from ..openapi import KEYED, error_responses
 from ..schemas import DeadLetterRead, JobRead
 
 router = APIRouter(prefix="/api/dlq", tags=["admin"], dependencies=[Depends(get_admin)])
 
+ADMIN = (*KEYED, ForbiddenError, ValidationFailedError)
 
-@router.get("", response_model=list[DeadLetterRead])
+
+@router.get("", response_model=list[DeadLetterRead], responses=error_responses(*ADMIN))
 async def dead_letters(
     resources: ResourcesDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> list[DeadLetterRead]:
@@ -31,7 +34,12 @@ async def dead_letters(
     ]
 
 
-@router.post("/{job_id}/requeue", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
+@router.post(
+    "/{job_id}/requeue",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobRead,
+    responses=error_responses(*ADMIN, NotFoundError, InvalidStateError),
+)
 async def requeue(job_id: uuid.UUID, resources: ResourcesDep) -> JobRead:
     """Put a failed job back on the queue with fresh attempts (one transaction)."""
     async with resources.sessions.begin() as session:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
@@ -10,11 +10,47 @@ from fastapi.responses import FileResponse
 from ...errors import GoneError, NotFoundError, UnauthorizedError
 from ...storage import is_result_key
 from ..deps import ResourcesDep
+from ..openapi import error_responses
 
 router = APIRouter(tags=["results"])
 
+_BYTES = {"schema": {"type": "string", "format": "binary"}}
+# A clip, or its subtitles (see _media_type).
+_FILE = {"video/mp4": _BYTES, "application/x-subrip": _BYTES}
+_PLAIN = {"text/plain": {"schema": {"type": "string"}}}
+# FileResponse answers Range requests itself (RFC 9110): 206, or a plain 400 or 416.
+_RANGES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The whole file.", "content": _FILE},
+    206: {
+        "description": "The requested byte range(s) of the file.",
+        "headers": {"Content-Range": {"schema": {"type": "string"}}},
+        "content": {**_FILE, "multipart/byteranges": _BYTES},
+    },
+    400: {"description": "A malformed Range header.", "content": _PLAIN},
+    416: {
+        "description": "No requested range lies within the file.",
+        "headers": {"Content-Range": {"schema": {"type": "string"}}},
+        "content": _PLAIN,
+    },
+}
 
-@router.get("/files/{key:path}", include_in_schema=False)
+
+@router.get(
+    "/files/{key:path}",
+    response_class=FileResponse,
+    responses={**_RANGES, **error_responses(UnauthorizedError, NotFoundError, GoneError)},
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "Range",
+                "in": "header",
+                "required": False,
+                "description": "e.g. `bytes=0-1048575`: part of the file (206).",
+                "schema": {"type": "string"},
+            }
+        ]
+    },
+)
 async def stored_file(
     key: str,
     resources: ResourcesDep,
@@ -23,7 +59,9 @@ async def stored_file(
     expires: Annotated[str, Query()] = "",
     signature: Annotated[str, Query()] = "",
 ) -> FileResponse:
-    """Serve a result named by a link from GET /api/jobs/{id}/result (Range requests work)."""
+    """Serve a result named by a link from GET /api/jobs/{id}/result (Range requests work).
+    The link is all the authority it needs, no API key: 401 when it is invalid or has
+    expired, 404 for a key that names no result, 410 once the file is deleted."""
     if not is_result_key(key):
         raise NotFoundError("no such file")
     if not resources.signer.valid(f"/files/{key}", expires, signature):

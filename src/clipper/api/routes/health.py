@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ...domain.jobs import JobStatus
+from ...errors import ForbiddenError
 from ...services.health import job_stats, ping_database
 from ..deps import ResourcesDep
+from ..openapi import KEYED, error_responses
+from ..schemas import Wire
 
 router = APIRouter(tags=["operations"])
+
+
+class Readiness(Wire):
+    status: Literal["ready", "unavailable"]
+    # Each check's "ok", or why it failed.
+    checks: dict[str, str]
 
 
 @router.get("/healthz")
@@ -21,7 +31,14 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=None,
+    responses={
+        200: {"model": Readiness, "description": "Every check is ok."},
+        503: {"model": Readiness, "description": "A check failed: `checks` says which."},
+    },
+)
 async def readyz(resources: ResourcesDep) -> JSONResponse:
     """Ready to serve: the database answers and the queue is healthy; 503 otherwise."""
     checks: dict[str, str] = {}
@@ -40,7 +57,18 @@ async def readyz(resources: ResourcesDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus' text format.",
+            "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+        },
+        # An admin key, with API keys on (see app.py, metrics_need_an_admin).
+        **error_responses(*KEYED, ForbiddenError),
+    },
+)
 async def metrics(resources: ResourcesDep, response: Response) -> Response:
     """Queue, HTTP and job metrics; job counts are read from the database now."""
     state = resources.metrics

@@ -10,7 +10,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from ...errors import ConflictError, NotReadyError, ValidationFailedError
+from ...errors import (
+    ConflictError,
+    GoneError,
+    InvalidStateError,
+    NotFoundError,
+    NotReadyError,
+    ValidationFailedError,
+)
 from ...services.cancel import cancel_job
 from ...services.jobs import (
     IdempotencyConflictError,
@@ -23,6 +30,7 @@ from ...services.quotas import check_active_jobs
 from ..clip_requests import check_uploads, check_url, to_clip_request
 from ..deps import CallerDep, ResourcesDep, get_caller
 from ..limits import count_request
+from ..openapi import CLIPS, KEYED, error_responses
 from ..schemas import (
     EventRead,
     FileLink,
@@ -35,8 +43,16 @@ from ..schemas import (
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(get_caller)])
 
+# What every route naming one job may answer: unknown (or another key's), a malformed id.
+ONE_JOB = (*KEYED, NotFoundError, ValidationFailedError)
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobAccepted,
+    responses=error_responses(*CLIPS),
+)
 async def create(
     body: JobCreate,
     resources: ResourcesDep,
@@ -66,7 +82,11 @@ async def create(
     return JobAccepted.of(job)
 
 
-@router.get("/{job_id}/result", response_model=ResultRead)
+@router.get(
+    "/{job_id}/result",
+    response_model=ResultRead,
+    responses=error_responses(*ONE_JOB, GoneError, NotReadyError),
+)
 async def result(
     job_id: uuid.UUID, resources: ResourcesDep, caller: CallerDep, request: Request
 ) -> ResultRead:
@@ -94,7 +114,11 @@ async def result(
     return ResultRead(video=video, subtitles=link(job.result_subtitles_key))
 
 
-@router.post("/{job_id}/cancel", response_model=JobRead)
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobRead,
+    responses=error_responses(*ONE_JOB, InvalidStateError),
+)
 async def cancel(job_id: uuid.UUID, resources: ResourcesDep, caller: CallerDep) -> JobRead:
     """Cancel a queued or processing job: a queued one never runs; a processing one has its
     FFmpeg (or fetch) stopped within about a second, its scratch files removed. Either ends
@@ -107,7 +131,7 @@ async def cancel(job_id: uuid.UUID, resources: ResourcesDep, caller: CallerDep) 
         return JobRead.of(job)
 
 
-@router.get("/{job_id}", response_model=JobRead)
+@router.get("/{job_id}", response_model=JobRead, responses=error_responses(*ONE_JOB, GoneError))
 async def read(job_id: uuid.UUID, resources: ResourcesDep, caller: CallerDep) -> JobRead:
     """A job's status and progress (poll it); 404 if unknown (or another key's), 410 once
     expired."""
@@ -115,14 +139,18 @@ async def read(job_id: uuid.UUID, resources: ResourcesDep, caller: CallerDep) ->
         return JobRead.of(await live_job(session, job_id, caller.scope))
 
 
-@router.get("/{job_id}/events", response_model=list[EventRead])
+@router.get(
+    "/{job_id}/events",
+    response_model=list[EventRead],
+    responses=error_responses(*ONE_JOB, GoneError),
+)
 async def events(job_id: uuid.UUID, resources: ResourcesDep, caller: CallerDep) -> list[EventRead]:
     """Everything that happened to a job, oldest first."""
     async with resources.sessions() as session:
         return [EventRead.of(event) for event in await job_events(session, job_id, caller.scope)]
 
 
-@router.get("", response_model=JobPage)
+@router.get("", response_model=JobPage, responses=error_responses(*KEYED, ValidationFailedError))
 async def page(
     resources: ResourcesDep,
     caller: CallerDep,

@@ -6,14 +6,20 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Request, status
 
-from ...errors import LimitReachedError, PayloadTooLargeError, ValidationFailedError
+from ...errors import (
+    LimitReachedError,
+    PayloadTooLargeError,
+    StorageFullError,
+    ValidationFailedError,
+)
 from ...services.quotas import check_upload_bytes, upload_quota_error, upload_room
 from ...services.sources import UnusableUploadError, check_upload
 from ...services.uploads import record_upload
 from ...storage import TooLargeError, new_upload_key, source_key
 from ..deps import CallerDep, ResourcesDep, get_caller
 from ..limits import count_request
-from ..multipart import FileField
+from ..multipart import FIELD, FileField
+from ..openapi import CREATING, error_responses
 from ..schemas import Wire
 
 router = APIRouter(prefix="/api/uploads", tags=["uploads"], dependencies=[Depends(get_caller)])
@@ -28,7 +34,27 @@ class UploadRead(Wire):
     has_audio: bool
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=UploadRead)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UploadRead,
+    responses=error_responses(*CREATING, StorageFullError),
+    # The body is read as it streams (api/multipart.py), not by FastAPI: described here.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {FIELD: {"type": "string", "format": "binary"}},
+                        "required": [FIELD],
+                    }
+                }
+            },
+        }
+    },
+)
 async def upload(request: Request, resources: ResourcesDep, caller: CallerDep) -> UploadRead:
     """Upload a video or audio file as multipart form field `file` (at most MAX_INPUT_MB, and
     within the key's upload quota). It streams straight into storage and is probed: it must
