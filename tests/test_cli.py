@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -89,8 +90,9 @@ def test_pause_and_resume_show_in_stats_with_the_finished_totals(db_url: str) ->
     assert "yes" not in next(line for line in after.stdout.splitlines() if " clips " in line)
 
 
-def test_dlq_list_shows_the_failed_jobs_records_in_full(db_url: str) -> None:
-    assert clipper("seed", "--count", "1", DATABASE_URL=db_url).returncode == 0
+def test_dlq_list_shows_the_failed_jobs_records_in_full(db_url: str, tmp_path: Path) -> None:
+    seeded = clipper("seed", "--count", "1", DATABASE_URL=db_url, DATA_DIR=str(tmp_path))
+    assert seeded.returncode == 0, seeded.stderr
     with psycopg.connect(db_url) as conn:
         row = conn.execute("SELECT id FROM jobs WHERE status = 'failed'").fetchone()
     assert row is not None
@@ -153,31 +155,34 @@ def test_keys_create_list_revoke(db_url: str) -> None:
     assert again.returncode == 2
 
 
-def test_seed_then_cleanup(db_url: str) -> None:
-    seeded = clipper("seed", "--count", "1", DATABASE_URL=db_url)
+def test_seed_then_cleanup(db_url: str, tmp_path: Path) -> None:
+    seeded = clipper("seed", "--count", "1", DATABASE_URL=db_url, DATA_DIR=str(tmp_path))
     assert seeded.returncode == 0, seeded.stderr
     with psycopg.connect(db_url) as conn:
         states: dict[str, int] = dict(
             conn.execute("SELECT status, count(*) FROM jobs GROUP BY 1").fetchall()
         )
-        assert states == {"queued": 1, "processing": 1, "done": 1, "failed": 1}
+        # Never processing: no worker holds a seeded job (tests/test_seed_cli.py).
+        assert states == {"queued": 1, "done": 1, "failed": 1, "cancelled": 1}
         conn.execute(
             "UPDATE jobs SET expires_at = now() - interval '1 minute' WHERE expires_at IS NOT NULL"
         )
-    assert (
-        "2 expired job(s) would be deleted"
-        in clipper("cleanup", "--dry-run", DATABASE_URL=db_url).stdout
-    )
-    assert "deleted 2 expired job(s)" in clipper("cleanup", DATABASE_URL=db_url).stdout
+    dry_run = clipper("cleanup", "--dry-run", DATABASE_URL=db_url, DATA_DIR=str(tmp_path))
+    assert "3 expired job(s) would be deleted" in dry_run.stdout
+    cleaned = clipper("cleanup", DATABASE_URL=db_url, DATA_DIR=str(tmp_path))
+    assert "deleted 3 expired job(s)" in cleaned.stdout
     with psycopg.connect(db_url) as conn:
         left: dict[str, int] = dict(
             conn.execute("SELECT status, count(*) FROM jobs GROUP BY 1").fetchall()
         )
-    assert left == {"queued": 1, "processing": 1}
+    assert left == {"queued": 1}
 
 
-def test_jobs_cancel_cancels_a_queued_job_and_refuses_a_finished_one(db_url: str) -> None:
-    assert clipper("seed", "--count", "1", DATABASE_URL=db_url).returncode == 0
+def test_jobs_cancel_cancels_a_queued_job_and_refuses_a_finished_one(
+    db_url: str, tmp_path: Path
+) -> None:
+    seeded = clipper("seed", "--count", "1", DATABASE_URL=db_url, DATA_DIR=str(tmp_path))
+    assert seeded.returncode == 0, seeded.stderr
     with psycopg.connect(db_url) as conn:
         rows = conn.execute(
             "SELECT DISTINCT ON (status) status, id FROM jobs ORDER BY status, id"

@@ -4,6 +4,7 @@ clip, and the command says exactly what it did."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import uuid
 from pathlib import Path
@@ -56,7 +57,14 @@ def test_a_dead_lettered_clip_job_requeued_by_the_cli_ends_done_with_a_valid_cli
     try:
         with httpx.Client(base_url=address, timeout=10) as api:
             job_id = _dead_letter_a_clip_job(api, data_dir, tmp_path)
-            assert job_id in clipper("dlq", "list", DATABASE_URL=db_url).stdout
+            listed = clipper("dlq", "list", DATABASE_URL=db_url, COLUMNS="80")
+            # The whole id on a narrow terminal, and the error's code, not its class name.
+            assert job_id in listed.stdout
+            assert "UNREADABLE_INPUT" in listed.stdout
+            assert "UnreadableMediaError" not in listed.stdout
+            as_json = clipper("dlq", "list", "--json", DATABASE_URL=db_url)
+            [letter] = [json.loads(line) for line in as_json.stdout.splitlines()]
+            assert (letter["jobId"], letter["code"]) == (job_id, "UNREADABLE_INPUT")
 
             requeued = clipper("dlq", "requeue", job_id, DATABASE_URL=db_url)
 
@@ -98,8 +106,11 @@ def _count(url: str, query: str) -> int:
     return int(row[0]) if row else 0
 
 
-def test_requeue_all_requeues_every_dead_lettered_job_and_nothing_else(db_url: str) -> None:
-    seeded = clipper("seed", "--count", "2", DATABASE_URL=db_url)  # 2 failed jobs among others
+def test_requeue_all_requeues_every_dead_lettered_job_and_nothing_else(
+    db_url: str, tmp_path: Path
+) -> None:
+    # 2 failed jobs among others
+    seeded = clipper("seed", "--count", "2", DATABASE_URL=db_url, DATA_DIR=str(tmp_path))
     assert seeded.returncode == 0, seeded.stderr
     both = clipper("dlq", "requeue", "--all", str(uuid.uuid4()), DATABASE_URL=db_url)
     assert both.returncode == 2

@@ -1,4 +1,5 @@
-"""What every command needs first: settings, logging, a database URL, clean fatal errors."""
+"""What every command needs first: settings, logging, a database URL, clean fatal errors.
+(Imported lazily, like every command's dependencies: see the package's docstring.)"""
 
 from __future__ import annotations
 
@@ -6,27 +7,25 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import psycopg
 import typer
-from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import PoolTimeout
 from rich.console import Console
 from rich.markup import escape
 
-from ..db.urls import libpq_url
-from ..embedded_db import EmbeddedDatabaseUnavailableError, resolve_database_url
-from ..logs import configure_logging, redact
-from ..queue import QueueAdapter
-from ..settings import ConfigError, Settings, load_settings
-from ..worker.service import StartupError
+if TYPE_CHECKING:
+    import psycopg
+
+    from ..queue import QueueAdapter
+    from ..settings import Settings
 
 T = TypeVar("T")
 err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
+    from ..logs import redact
+
     err_console.print(
         f"[bold red]clipper:[/] {escape(redact(message))}", highlight=False, soft_wrap=True
     )
@@ -34,6 +33,9 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def settings_or_exit() -> Settings:
+    from ..logs import configure_logging
+    from ..settings import ConfigError, load_settings
+
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -43,6 +45,9 @@ def settings_or_exit() -> Settings:
 
 
 def database_url_or_exit(settings: Settings) -> str:
+    from ..db.urls import libpq_url
+    from ..embedded_db import EmbeddedDatabaseUnavailableError, resolve_database_url
+
     configured = settings.database_url.get_secret_value() if settings.database_url else None
     try:
         return libpq_url(resolve_database_url(configured))
@@ -56,6 +61,8 @@ def database_reachable_or_exit(url: str, settings: Settings) -> None:
     """Connect once before a service starts: an unreachable database is then one line naming
     DATABASE_URL, not the traceback of a migration or of the API's start-up, nor the pool's
     half-minute of retries. A supervisor restarts the service; a person reads the line."""
+    import psycopg
+
     try:
         psycopg.connect(url, **settings.connection_timeouts().libpq_kwargs()).close()
     except psycopg.OperationalError as exc:
@@ -67,6 +74,8 @@ def database_reachable_or_exit(url: str, settings: Settings) -> None:
 
 def _where(url: str) -> str:
     """host:port of each server the URL names (no user, password or database)."""
+    from psycopg.conninfo import conninfo_to_dict
+
     params = conninfo_to_dict(url)
     hosts = str(params.get("host") or "").split(",")
     ports = str(params.get("port") or "5432").split(",")
@@ -91,6 +100,11 @@ def _reason(exc: psycopg.Error) -> str:
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine, turning an unreachable database into one clear line."""
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    from ..worker.service import StartupError
+
     try:
         return asyncio.run(coroutine)
     except PoolTimeout as exc:
@@ -103,6 +117,8 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 @asynccontextmanager
 async def queue_adapter(settings: Settings) -> AsyncIterator[QueueAdapter]:
+    from ..queue import QueueAdapter
+
     url = database_url_or_exit(settings)
     # One-shot commands: a person is waiting, so give up on an unreachable database sooner.
     config = dataclasses.replace(settings.queue_config(), startup_timeout_seconds=5.0)

@@ -6,16 +6,19 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, cast
 
-import httpx
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from ..api.schemas import BATCH_MAX_CLIPS
-from ..media.sample import write_sample_video
-from ..settings import Settings
+from ..domain.jobs import Priority
+from ..domain.timecode import parse_timecode
 from ._runtime import fail, settings_or_exit
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ..settings import Settings
 
 ApiOption = Annotated[
     str | None,
@@ -38,7 +41,8 @@ def clip(
         typer.Option(
             "--range",
             help="A clip as START-END (e.g. 00:01:00-00:01:30) instead of --start/--end; "
-            f"repeat it for up to {BATCH_MAX_CLIPS} clips of the file, made as one batch.",
+            "repeat it for more clips of the file, made as one batch (up to the API's "
+            "batch limit, see docs/api.md).",
         ),
     ] = None,
     out: Annotated[
@@ -48,7 +52,9 @@ def clip(
             "numbered: NAME_clip_1.mp4, NAME_clip_2.mp4, …"
         ),
     ] = None,
-    priority: Annotated[str, typer.Option(help="fast, normal or bulk.")] = "normal",
+    priority: Annotated[
+        Priority, typer.Option(help="The queue runs fast jobs before normal before bulk.")
+    ] = Priority.NORMAL,
     api: ApiOption = None,
 ) -> None:
     """Cut clips from a file: upload it, make the jobs, follow their progress, download the
@@ -58,7 +64,11 @@ def clip(
 
     Several: clipper clip talk.mp4 --range 00:01:00-00:01:30 --range 00:05:00-00:05:20
     """
+    # Checked before anything is uploaded: the API would refuse a bad range only after the
+    # whole file had been sent.
     spans = _spans(start, end, ranges or [])
+    import httpx
+
     settings = settings_or_exit()
     targets = _targets(out or source.with_name(f"{source.stem}_clip.mp4"), len(spans))
     headers = {"X-API-Key": key} if (key := os.environ.get("CLIPPER_API_KEY")) else {}
@@ -80,6 +90,8 @@ def sample_video(
     seconds: Annotated[int, typer.Option(min=1, max=3600, help="Its length.")] = 60,
 ) -> None:
     """Write a test video (a moving test pattern and a tone) to try Clipper with."""
+    from ..media.sample import write_sample_video
+
     write_sample_video(path, seconds)
     typer.echo(f"wrote {path} ({seconds} s)")
 
@@ -111,20 +123,42 @@ def _upload(client: httpx.Client, source: Path) -> str:
 
 
 def _spans(start: str | None, end: str | None, ranges: list[str]) -> list[tuple[str, str]]:
-    """The clips asked for, as (start, end): --start with --end, or each --range."""
+    """The clips asked for, as (start, end): --start with --end, or each --range, each a
+    valid span (exit 2 naming the option otherwise)."""
     if ranges and (start is not None or end is not None):
         fail("give either --start and --end, or --range, not both")
     if not ranges:
         if start is None or end is None:
             fail("give --start and --end, or one --range START-END per clip")
+        _check_span(start, end)
         return [(start, end)]
+    from ..api.schemas import BATCH_MAX_CLIPS
+
+    if len(ranges) > BATCH_MAX_CLIPS:
+        fail(f"--range: at most {BATCH_MAX_CLIPS} clips, the most one batch takes")
     spans = []
     for text in ranges:
         first, separator, last = text.partition("-")
         if not separator or not first or not last:
             fail(f"--range {text!r}: write it as START-END, e.g. 00:01:00-00:01:30")
+        _check_span(first, last, text)
         spans.append((first, last))
     return spans
+
+
+def _check_span(start: str, end: str, range_text: str | None = None) -> None:
+    """Exit 2 unless `start` and `end` are timecodes with the end after the start, as the API
+    checks them; the message names --start/--end, or the --range `range_text`."""
+    prefix = "" if range_text is None else f"--range {range_text!r}: "
+    names = ("--start", "--end") if range_text is None else ("its start", "its end")
+    millis = []
+    for name, text in zip(names, (start, end), strict=True):
+        try:
+            millis.append(parse_timecode(text))
+        except ValueError as exc:
+            fail(f"{prefix}{name} {text!r} {exc}")
+    if millis[1] <= millis[0]:
+        fail(f"{prefix}{names[1]} must be after {names[0]}")
 
 
 def _targets(target: Path, count: int) -> list[Path]:
@@ -135,10 +169,10 @@ def _targets(target: Path, count: int) -> list[Path]:
 
 
 def _create(
-    client: httpx.Client, upload_key: str, spans: list[tuple[str, str]], priority: str
+    client: httpx.Client, upload_key: str, spans: list[tuple[str, str]], priority: Priority
 ) -> list[str]:
     """One job (POST /api/jobs), or several as one batch (POST /api/jobs/batch): their ids."""
-    source = {"sourceType": "upload", "uploadKey": upload_key, "priority": priority}
+    source = {"sourceType": "upload", "uploadKey": upload_key, "priority": priority.value}
     if len(spans) > 1:
         clips = [{"start": start, "end": end} for start, end in spans]
         batch = _check(client.post("/api/jobs/batch", json={**source, "clips": clips}))

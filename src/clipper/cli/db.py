@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from ..db import migrate
 from ._runtime import database_url_or_exit, settings_or_exit
 
 app = typer.Typer(
@@ -22,6 +21,8 @@ def upgrade(
     ] = "head",
 ) -> None:
     """Apply migrations up to REVISION. Safe to run again: applied ones are skipped."""
+    from ..db import migrate
+
     settings = settings_or_exit()
     migrate.upgrade(database_url_or_exit(settings), settings.queue_schema, revision)
     typer.echo(f"database upgraded to {revision}")
@@ -32,6 +33,8 @@ def downgrade(
     revision: Annotated[str, typer.Argument(help="Revision to go back to, or 'base'.")],
 ) -> None:
     """Revert migrations down to REVISION (drops what later ones created, data included)."""
+    from ..db import migrate
+
     settings = settings_or_exit()
     migrate.downgrade(database_url_or_exit(settings), settings.queue_schema, revision)
     typer.echo(f"database downgraded to {revision}")
@@ -40,5 +43,7 @@ def downgrade(
 @app.command()
 def current() -> None:
     """Show the revision the database is at."""
+    from ..db import migrate
+
     settings = settings_or_exit()
     migrate.current(database_url_or_exit(settings), settings.queue_schema)

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from ..db.session import create_engine, session_factory
-from ..services.dead_letters import DeadLetterView, dead_letter_views
-from ..services.requeue import RequeueResult, requeue_jobs
-from ..settings import Settings
-from ..worker.service import WorkerOptions, run_worker
 from ._runtime import database_url_or_exit, queue_adapter, run, settings_or_exit
+
+if TYPE_CHECKING:
+    from ..services.dead_letters import DeadLetterView
+    from ..services.requeue import RequeueResult
+    from ..settings import Settings
 
 app = typer.Typer(
     help="The dead-letter queue (QUEUE_NAME.dlq): jobs that used up their attempts.",
@@ -31,6 +31,8 @@ def consume(ctx: typer.Context) -> None:
     runs it too, unless given --no-dlq.)"""
     if ctx.invoked_subcommand is not None:
         return
+    from ..worker.service import WorkerOptions, run_worker
+
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
     options = WorkerOptions(main_consumer=False, metrics_port=0, processors={})
@@ -45,6 +47,9 @@ def list_letters(
     """Failed jobs' dead-letter records, newest first: job id, error code and message,
     attempts, when it failed. (The same records as GET /api/dlq; requeue one with
     `clipper dlq requeue JOB_ID`.)"""
+    from ..db.session import create_engine, session_factory
+    from ..services.dead_letters import dead_letter_views
+
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
 
@@ -108,6 +113,9 @@ async def _requeue_batches(
     settings: Settings, url: str, job_ids: list[uuid.UUID] | None
 ) -> RequeueResult:
     """Every batch, each committed on its own; what they did, together."""
+    from ..db.session import create_engine, session_factory
+    from ..services.requeue import RequeueResult, requeue_jobs
+
     engine = create_engine(url, pool_size=1)
     total = RequeueResult([], [], {}, None)
     try:

@@ -4,24 +4,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress
 
-from ..db.session import create_engine, session_factory
-from ..domain.clips import ClipRequest
-from ..domain.jobs import Priority, SourceType
 from ..domain.tenancy import OPERATOR
 from ..errors import ClipperError
-from ..queue import QueueAdapter
-from ..services.cancel import cancel_job
-from ..services.jobs import create_job
-from ..services.retention import cleanup_batch_media, cleanup_expired_jobs, cleanup_old_uploads
-from ..services.seed import seed_finished_jobs
-from ..settings import Settings
-from ..storage import LocalStorage
 from ._runtime import database_url_or_exit, fail, run, settings_or_exit
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 
 def cleanup(
@@ -34,6 +27,14 @@ def cleanup(
     whose files cannot be deleted stays for the next run. Also old uploads, and the media
     fetched for a batch once none of its jobs is queued or processing. The worker also does
     this on a schedule (MAINTENANCE_INTERVAL_SEC)."""
+    from ..db.session import create_engine, session_factory
+    from ..services.retention import (
+        cleanup_batch_media,
+        cleanup_expired_jobs,
+        cleanup_old_uploads,
+    )
+    from ..storage import LocalStorage
+
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
 
@@ -73,36 +74,37 @@ def cleanup(
 def seed(
     count: Annotated[int, typer.Option(min=1, help="Jobs per state.")] = 2,
 ) -> None:
-    """Add sample jobs in every state (queued, processing, done, failed) with their events,
-    for demos and development. Queued ones are really enqueued."""
+    """Add sample jobs, with their events, for demos and development: queued, done, failed
+    and cancelled. A running worker completes the queued ones (they are really enqueued, as
+    clips of a short sample video stored in DATA_DIR as an upload) and leaves the others
+    alone (they have no queue message): seeding never makes a dead letter or an alert, and
+    no job is left processing. Run it where the workers' DATA_DIR is."""
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
     typer.echo(run(_seed(settings, url, count)))
 
 
 async def _seed(settings: Settings, url: str, count: int) -> str:
+    from ..db.session import create_engine, session_factory
+    from ..queue import QueueAdapter
+    from ..services.seed import SEEDED_STATES, seed_jobs, seed_upload
+    from ..storage import LocalStorage
+
     engine = create_engine(url, pool_size=2)
     queue = QueueAdapter(url, settings.queue_config())
     await queue.start()
-    keep = settings.keep_finished_for
     try:
         sessions = session_factory(engine)
+        async with sessions.begin() as session:
+            upload_key = await seed_upload(session, LocalStorage(settings.data_dir))
         for index in range(count):
-            request = ClipRequest(
-                SourceType.UPLOAD,
-                index * 10_000,
-                index * 10_000 + 30_000,
-                [Priority.FAST, Priority.NORMAL, Priority.BULK][index % 3],
-                upload_key=f"sample_{index}",
-            )
             async with sessions.begin() as session:
-                await create_job(session, queue, request, OPERATOR)
-            async with sessions.begin() as session:
-                await seed_finished_jobs(session, index, keep)
+                await seed_jobs(session, queue, upload_key, index, settings.keep_finished_for)
     finally:
         await queue.shutdown()
         await engine.dispose()
-    return f"seeded {count * 4} job(s): {count} queued, processing, done and failed each"
+    states = ", ".join(SEEDED_STATES)
+    return f"seeded {count * len(SEEDED_STATES)} job(s): {count} each {states}"
 
 
 app = typer.Typer(help="Act on jobs as the operator (every tenant's).", no_args_is_help=True)
@@ -113,6 +115,10 @@ def cancel(job_id: Annotated[uuid.UUID, typer.Argument(help="The job's id.")]) -
     """Cancel a queued or processing job, as POST /api/jobs/{id}/cancel does: a queued one
     never runs, a processing one has its FFmpeg (or fetch) stopped by its worker. Cancelling a
     cancelled job again is harmless; a done or failed job is refused (exit code 1)."""
+    from ..db.session import create_engine, session_factory
+    from ..queue import QueueAdapter
+    from ..services.cancel import cancel_job
+
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
 

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..api_keys import NewKey
-from ..db.session import create_engine, session_factory
-from ..services.keys import (
-    KeySettings,
-    all_keys,
-    create_key,
-    key_webhook_secret,
-    revoke_key,
-    update_key,
-)
-from ..services.sources import url_refusal
-from ..settings import Settings
 from ._runtime import database_url_or_exit, fail, run, settings_or_exit
+
+if TYPE_CHECKING:
+    from ..api_keys import NewKey
+    from ..services.keys import KeySettings
+    from ..settings import Settings
 
 app = typer.Typer(
     help="API keys: ck_<id>_<secret> tokens, sent as `Authorization: Bearer …` or "
@@ -73,6 +66,8 @@ def _settings(
     max_upload_mb: float | None,
     callback_url: str | None,
 ) -> KeySettings:
+    from ..services.keys import KeySettings
+
     per_minute = None
     if rate is not None:
         match = _RATE.match(rate)
@@ -93,6 +88,8 @@ def _settings(
 async def _check_callback(settings: Settings, callback_url: str | None) -> None:
     if callback_url is None:
         return
+    from ..services.sources import url_refusal
+
     refusal = await url_refusal(callback_url, settings.allowed_hosts)
     if refusal is not None:
         fail(f"--callback-url: {refusal}")
@@ -122,6 +119,9 @@ def create(
 
     Example: clipper keys create --name acme --rate 60/min --max-active 10 --max-upload-mb 2000
     """
+    from ..db.session import create_engine, session_factory
+    from ..services.keys import create_key, key_webhook_secret
+
     chosen = _settings(rate, max_active, max_upload_mb, callback_url)
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
@@ -162,6 +162,9 @@ def update(
 
     Example: clipper keys update 3f2a9c1d0b4e --max-active 50
     """
+    from ..db.session import create_engine, session_factory
+    from ..services.keys import update_key
+
     limits = _settings(rate, max_active, max_upload_mb, callback_url)
     if not limits.values():
         raise typer.BadParameter(
@@ -195,6 +198,9 @@ def webhook_secret(
 ) -> None:
     """Print the secret (whsec_…) that signs the key's webhooks, derived from SIGNING_KEY (it is
     never stored). Verify with it as Standard Webhooks says; see docs/api.md, "Webhooks"."""
+    from ..db.session import create_engine, session_factory
+    from ..services.keys import key_webhook_secret
+
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
     signing_key = _signing_key(settings)
@@ -218,6 +224,9 @@ def webhook_secret(
 @app.command("list")
 def list_keys() -> None:
     """Keys by id, name, role and whether they are revoked (never the secrets)."""
+    from ..db.session import create_engine, session_factory
+    from ..services.keys import all_keys
+
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
 
@@ -250,6 +259,9 @@ def revoke(
     key_id: Annotated[str, typer.Argument(help="The id shown by `clipper keys list`.")],
 ) -> None:
     """Revoke a key: requests with it get 401 (within 30 s, the API's verification cache)."""
+    from ..db.session import create_engine, session_factory
+    from ..services.keys import revoke_key
+
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
 

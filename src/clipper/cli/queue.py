@@ -11,7 +11,6 @@ from rich.progress import Progress
 from rich.table import Table
 
 from ..domain.jobs import Priority
-from ..queue import QueueDepth, QueueMessage
 from ._runtime import queue_adapter, run, settings_or_exit
 
 app = typer.Typer(help="Inspect and operate the queue.", no_args_is_help=True)
@@ -24,6 +23,8 @@ def stats(
     """Per queue: what waits now (ready, scheduled, active, oldest wait) and what finished in
     the last MINUTES (completed, retried, failed, dead-lettered, cancelled, from the stats
     table, so it never scans the messages), and whether the queue is paused."""
+    from ..queue import QueueDepth
+
     settings = settings_or_exit()
 
     async def main() -> None:
@@ -96,6 +97,8 @@ def publish(
     ] = None,
 ) -> None:
     """Publish test messages to QUEUE_NAME; a job id already queued is skipped."""
+    from ..queue import QueueMessage
+
     if job_id is not None and count != 1:
         raise typer.BadParameter("--job-id publishes exactly one message")
     settings = settings_or_exit()

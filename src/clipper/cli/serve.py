@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..api import create_app
-from ..api.server import EmbeddedServer, make_server, wait_until_listening
-from ..db import migrate
-from ..queue import QueueAdapter
-from ..settings import Settings
-from ..signals import StopSignals
-from ..worker.service import StartupError, Worker, WorkerOptions
 from ._runtime import database_reachable_or_exit, database_url_or_exit, run, settings_or_exit
+
+if TYPE_CHECKING:
+    from ..api.server import EmbeddedServer
+    from ..settings import Settings
+    from ..signals import StopSignals
 
 logger = logging.getLogger("clipper")
 
@@ -41,6 +39,8 @@ def up(migrate_first: MigrateOption = True) -> None:
 
 
 def _prepare(migrate_first: bool | None) -> tuple[Settings, str]:
+    from ..db import migrate
+
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
     database_reachable_or_exit(url, settings)
@@ -50,6 +50,11 @@ def _prepare(migrate_first: bool | None) -> tuple[Settings, str]:
 
 
 async def _serve_api(settings: Settings, url: str) -> None:
+    from ..api import create_app
+    from ..api.server import make_server
+    from ..queue import QueueAdapter
+    from ..signals import StopSignals
+
     signals = StopSignals().install()
     # Opened here rather than in the app's lifespan, whose failure uvicorn reports as a
     # traceback: a database lost since the check is then run()'s one line.
@@ -63,6 +68,12 @@ async def _serve_api(settings: Settings, url: str) -> None:
 
 
 async def _serve_all(settings: Settings, url: str) -> None:
+    from ..api import create_app
+    from ..api.server import make_server
+    from ..queue import QueueAdapter
+    from ..signals import StopSignals
+    from ..worker.service import Worker, WorkerOptions
+
     signals = StopSignals().install()
     queue = QueueAdapter(url, settings.queue_config())
     await queue.start()
@@ -77,6 +88,9 @@ async def _serve_all(settings: Settings, url: str) -> None:
 
 
 async def _serve_until_stopped(server: EmbeddedServer, signals: StopSignals) -> None:
+    from ..api.server import wait_until_listening
+    from ..worker.service import StartupError
+
     serving = asyncio.create_task(server.serve())
     if not await wait_until_listening(server, serving):
         await serving

@@ -6,8 +6,6 @@ from typing import Annotated
 
 import typer
 
-from ..db import migrate
-from ..worker.service import WorkerOptions, run_worker
 from ._runtime import database_reachable_or_exit, database_url_or_exit, run, settings_or_exit
 
 
@@ -40,6 +38,9 @@ def worker(
 
     Without DATABASE_URL it uses an embedded PostgreSQL under .clipper/pgdata.
     """
+    from ..db import migrate
+    from ..worker.service import WorkerOptions, run_worker
+
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
     database_reachable_or_exit(url, settings)
