@@ -147,3 +147,15 @@ def test_the_api_and_the_worker_never_load_pyav() -> None:
         check=True,
     )
     assert loaded.stdout.strip() == "False"
+
+
+async def test_a_path_relative_to_our_folder_is_probed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DATA_DIR is relative by default (.clipper/data) while the child runs in /: the quickstart
+    failed every clip with "No such file or directory" until paths were made absolute."""
+    make_video(tmp_path / "talk.mp4", seconds=2)
+    monkeypatch.chdir(tmp_path)
+    info = await probe(Path("talk.mp4"))
+    assert info.has_video
+    assert 1900 <= info.duration_ms <= 2100

@@ -119,6 +119,12 @@ async def _describe(path: Path, timeout_seconds: float) -> MediaInfo:
     )
 
 
+def _absolute(path: Path) -> str:
+    """The child runs in /, and DATA_DIR is relative by default (to our own folder): it gets
+    absolute paths. (Only a getcwd(): nothing that blocks the event loop.)"""
+    return os.path.abspath(path)
+
+
 async def _ask(path: Path, command: str, *extra: str, timeout_seconds: float) -> dict[str, object]:
     """Run the child's `command` on `path` and return its answer; an unreadable file, a
     time-out, a crash or a garbled answer is UnreadableMediaError."""
@@ -128,7 +134,7 @@ async def _ask(path: Path, command: str, *extra: str, timeout_seconds: float) ->
         str(_CHILD),
         str(PROBE_MEMORY_BYTES),
         command,
-        str(path),
+        _absolute(path),
         *extra,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
