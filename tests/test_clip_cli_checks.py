@@ -3,7 +3,6 @@ server that records every request, never hears of it."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.cli_helpers import clipper
+from tests.local_server import serving
 
 
 class _Recorder(ThreadingHTTPServer):
@@ -43,15 +43,8 @@ class _Recorder(ThreadingHTTPServer):
 
 @pytest.fixture
 def api() -> Iterator[_Recorder]:
-    server = _Recorder()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_Recorder()) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ processing."""
 from __future__ import annotations
 
 import signal
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 from tests.cli_helpers import clipper, start_clipper_up
 from tests.helpers import wait_until
+from tests.local_server import serving
 
 
 class _AlertReceiver(ThreadingHTTPServer):
@@ -39,15 +39,8 @@ class _AlertReceiver(ThreadingHTTPServer):
 
 @pytest.fixture
 def alerts() -> Iterator[_AlertReceiver]:
-    server = _AlertReceiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_AlertReceiver()) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def _rows(url: str, query: str) -> list[tuple[Any, ...]]:
