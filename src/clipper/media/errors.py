@@ -10,6 +10,18 @@ class UnreadableMediaError(Exception):
     code = "UNREADABLE_INPUT"
 
 
+class TruncatedMediaError(UnreadableMediaError):
+    """The file's header promises more than it holds: an upload or a download cut short."""
+
+    code = "SOURCE_TRUNCATED"
+
+
+class CorruptMediaError(UnreadableMediaError):
+    """The file opens, but its first frame does not decode."""
+
+    code = "SOURCE_CORRUPT"
+
+
 class SegmentOutOfRangeError(Exception):
     """The requested segment lies outside the source."""
 

@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UnreadableMediaError
+from .errors import CorruptMediaError, TruncatedMediaError, UnreadableMediaError
 
 logger = logging.getLogger("clipper.media")
 
@@ -47,6 +47,13 @@ class MediaInfo:
     start_spread_ms: int = 0
     # Language tags of the subtitle streams, in order ("und" when untagged).
     subtitle_languages: tuple[str, ...] = ()
+    # FFmpeg's names of the first video and audio streams' codecs ("h264", "opus").
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    width: int = 0
+    height: int = 0
+    bit_depth: int = 0  # bits per sample of the video (8, 10, 12); 0: no video, or unknown
+    hdr: bool = False  # PQ or HLG transfer: HDR video
 
     @property
     def subtitles_only(self) -> bool:
@@ -100,23 +107,28 @@ async def _describe(path: Path, timeout_seconds: float) -> MediaInfo:
     if not isinstance(fields, dict):
         raise _garbled(path, "info")
     languages = fields.get("subtitle_languages")
-    numbers = [fields.get(key) for key in ("duration_ms", "subtitle_streams", "start_spread_ms")]
-    flags = [fields.get(key) for key in ("has_video", "has_audio")]
+    numbers = [fields.get(key) for key in _NUMBERS]
+    flags = [fields.get(key) for key in _FLAGS]
+    codecs = [fields.get(key) for key in _CODECS]
     if (
         not all(type(number) is int for number in numbers)
         or not all(type(flag) is bool for flag in flags)
+        or not all(codec is None or isinstance(codec, str) for codec in codecs)
         or not isinstance(languages, list)
         or not all(isinstance(language, str) for language in languages)
     ):
         raise _garbled(path, "info")
     return MediaInfo(
-        duration_ms=fields["duration_ms"],
-        has_video=fields["has_video"],
-        has_audio=fields["has_audio"],
-        subtitle_streams=fields["subtitle_streams"],
-        start_spread_ms=fields["start_spread_ms"],
+        **{key: fields[key] for key in (*_NUMBERS, *_FLAGS)},
+        **{key: None if fields[key] is None else fields[key][:_NAME_LIMIT] for key in _CODECS},
         subtitle_languages=tuple(languages),
     )
+
+
+_NUMBERS = ("duration_ms", "subtitle_streams", "start_spread_ms", "width", "height", "bit_depth")
+_FLAGS = ("has_video", "has_audio", "hdr")
+_CODECS = ("video_codec", "audio_codec")
+_NAME_LIMIT = 32  # FFmpeg's codec names are short; a longer one is garbage, cut
 
 
 def _absolute(path: Path) -> str:
@@ -179,6 +191,9 @@ async def _ask(path: Path, command: str, *extra: str, timeout_seconds: float) ->
     reason = answer.get("unreadable")
     if isinstance(reason, str):
         raise UnreadableMediaError(f"cannot read the input: {reason[:_REASON_LIMIT]}")
+    for kind, error in (("truncated", TruncatedMediaError), ("corrupt", CorruptMediaError)):
+        if isinstance(broken := answer.get(kind), str):
+            raise error(broken[:_REASON_LIMIT])
     return answer
 
 

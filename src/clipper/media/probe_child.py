@@ -5,7 +5,9 @@ Run by clipper.media.probe as `python -I probe_child.py MEMORY_BYTES COMMAND PAT
 by file path and in isolated mode, so it imports nothing of Clipper and reads no PYTHON*
 variables. It prints one JSON object on stdout:
 
-- `describe`: {"info": {...the MediaInfo fields...}} or {"unreadable": reason}
+- `describe`: {"info": {...the MediaInfo fields...}}, {"truncated": reason} (the header
+  promises more than the file holds), {"corrupt": reason} (its first frame does not decode)
+  or {"unreadable": reason}
 - `frame`: {"frame": {"keyframe_ms", "frame_ms", "frame_duration_ms"} or null} or
   {"unreadable": reason}
 
@@ -60,16 +62,91 @@ def _describe(path: str) -> dict[str, Any]:
             for s in (*streams.video, *streams.audio)
             if s.start_time is not None and s.time_base is not None
         ]
-        return {
-            "info": {
-                "duration_ms": int(seconds * 1000),
-                "has_video": bool(streams.video),
-                "has_audio": bool(streams.audio),
-                "subtitle_streams": len(streams.subtitles),
-                "start_spread_ms": int((max(starts) - min(starts)) * 1000) if starts else 0,
-                "subtitle_languages": [s.language or "und" for s in streams.subtitles],
-            }
+        video = streams.video[0] if streams.video else None
+        audio = streams.audio[0] if streams.audio else None
+        info: dict[str, Any] = {
+            "duration_ms": int(seconds * 1000),
+            "has_video": video is not None,
+            "has_audio": audio is not None,
+            "subtitle_streams": len(streams.subtitles),
+            "start_spread_ms": int((max(starts) - min(starts)) * 1000) if starts else 0,
+            "subtitle_languages": [s.language or "und" for s in streams.subtitles],
+            "video_codec": video.codec_context.name if video is not None else None,
+            "audio_codec": audio.codec_context.name if audio is not None else None,
+            "width": video.codec_context.width if video is not None else 0,
+            "height": video.codec_context.height if video is not None else 0,
+            "bit_depth": _bit_depth(video) if video is not None else 0,
+            "hdr": video is not None and video.codec_context.color_trc in _HDR_TRANSFERS,
         }
+    if seconds > 0 and (video is not None or audio is not None):
+        if (broken := _broken(path, seconds)) is not None:
+            return broken
+    return {"info": info}
+
+
+# Transfer characteristics of HDR video (ITU-T H.273): SMPTE ST 2084 (PQ) and ARIB STD-B67
+# (HLG). Anything else is SDR.
+_HDR_TRANSFERS = frozenset({16, 18})
+# How much of its stated duration a file may lack at its end: a last frame's or packet's
+# length, and containers that round their duration up.
+_MISSING_END_SECONDS = 1.0
+
+
+def _bit_depth(stream: Any) -> int:
+    """Bits per sample of the video's pixel format (8, 10, 12); 0 when it does not say."""
+    import av
+
+    name = stream.codec_context.pix_fmt
+    if not name:
+        return 0
+    try:
+        return int(max(component.bits for component in av.VideoFormat(name).components))
+    except ValueError:
+        return 0
+
+
+def _broken(path: str, seconds: float) -> dict[str, str] | None:
+    """Why the file's media does not hold what its header promises ({"corrupt": reason} or
+    {"truncated": reason}), or None when it does: the first frame decodes, and packets reach
+    the stated end (a truncated upload, or a download cut short, keeps a header that promises
+    the whole file)."""
+    import av
+
+    with av.open(path) as container:
+        playable = [*container.streams.video[:1], *container.streams.audio[:1]]
+        stream = playable[0]  # the video when there is one: seeking works by its keyframes
+        try:
+            decoded = next(iter(container.decode(stream)), None)
+        except av.error.FFmpegError:
+            decoded = None
+        if decoded is None:
+            return {"corrupt": "the file is corrupt: its first frame cannot be decoded"}
+        time_base = stream.time_base
+        if time_base is None:
+            return None
+        # The end is where the last packet stops: read the packets of the last few seconds.
+        target = max(0.0, seconds - 2 * _MISSING_END_SECONDS - 3)
+        container.seek(int(target / time_base), stream=stream, backward=True, any_frame=False)
+        end = 0.0
+        try:  # the audio too: it may run on after the video (or the video after it)
+            for packet in container.demux(*playable):
+                base = packet.stream.time_base
+                if packet.pts is not None and base is not None:
+                    end = max(end, float((packet.pts + (packet.duration or 0)) * base))
+        except av.error.FFmpegError:
+            pass  # what was read so far is what the file holds
+        starts = [
+            float(s.start_time * s.time_base)
+            for s in playable
+            if s.start_time is not None and s.time_base is not None
+        ]
+        start = min(starts, default=0.0)
+        if end - start < seconds - _MISSING_END_SECONDS:
+            return {
+                "truncated": f"the file is truncated: its media ends at {end - start:.1f} s "
+                f"of the {seconds:.1f} s its header states"
+            }
+    return None
 
 
 def _frame(path: str, at_ms: int) -> dict[str, Any]:
