@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
 import uuid
 from pathlib import Path
@@ -15,7 +16,6 @@ import psycopg
 
 from clipper.media.cutting import DURATION_TOLERANCE_MS
 from clipper.media.probe import probe
-from clipper.storage import source_key
 from tests.cli_helpers import clipper, start_clipper_up
 from tests.helpers import wait_until
 from tests.media_files import make_video
@@ -26,45 +26,59 @@ def _job(api: httpx.Client, job_id: str) -> dict[str, Any]:
     return job
 
 
-def _dead_letter_a_clip_job(api: httpx.Client, data_dir: Path, tmp_path: Path) -> str:
-    """A real upload whose stored source is unreadable while the job runs (a permanent
-    failure: dead-lettered at once), then restored; returns the failed job's id."""
+def _dead_letter_a_clip_job(api: httpx.Client, fonts: Path, tmp_path: Path) -> str:
+    """A job that burns subtitles on a server whose `fonts` folder is empty (a failure of the
+    setup: dead-lettered at once), whose operator then puts a font there; returns the failed
+    job's id."""
     sample = make_video(tmp_path / "talk.mp4", seconds=10)
     with sample.open("rb") as file:
         key = api.post("/api/uploads", files={"file": ("talk.mp4", file)}).json()["uploadKey"]
-    stored = data_dir / source_key(key)
-    stored.write_bytes(b"not a video any more")
+    srt = b"1\n00:00:03,000 --> 00:00:04,000\nHello\n"
+    sidecar = api.post("/api/uploads", files={"file": ("talk.srt", srt)}).json()["uploadKey"]
     accepted = api.post(
         "/api/jobs",
-        json={"sourceType": "upload", "uploadKey": key, "start": "00:00:02", "end": "00:00:06"},
+        json={
+            "sourceType": "upload",
+            "uploadKey": key,
+            "start": "00:00:02",
+            "end": "00:00:06",
+            "withSubtitles": True,
+            "burnSubtitles": True,
+            "subtitlesKey": sidecar,
+        },
     )
     assert accepted.status_code == 202, accepted.text
     job_id: str = accepted.json()["id"]
     wait_until(lambda: _job(api, job_id)["status"] == "failed", message="the job failed")
-    assert _job(api, job_id)["error"]["code"] == "UNREADABLE_INPUT"
+    assert _job(api, job_id)["error"]["code"] == "SUBTITLE_FONTS_MISSING"
     assert [letter["jobId"] for letter in api.get("/api/dlq").json()] == [job_id]
-    stored.write_bytes(sample.read_bytes())
+    font = next(Path("/usr/share/fonts").rglob("*.ttf"))  # the fix: a font where it belongs
+    shutil.copy(font, fonts / font.name)
     return job_id
 
 
 def test_a_dead_lettered_clip_job_requeued_by_the_cli_ends_done_with_a_valid_clip(
     db_url: str, tmp_path: Path
 ) -> None:
-    data_dir = tmp_path / "data"
+    fonts = tmp_path / "fonts"
+    fonts.mkdir()
     process, address = start_clipper_up(
-        db_url, QUEUE_RETRY_BACKOFF_MS_BASE="100", DATA_DIR=str(data_dir)
+        db_url,
+        QUEUE_RETRY_BACKOFF_MS_BASE="100",
+        DATA_DIR=str(tmp_path / "data"),
+        SUBTITLE_FONTS_DIR=str(fonts),
     )
     try:
         with httpx.Client(base_url=address, timeout=10) as api:
-            job_id = _dead_letter_a_clip_job(api, data_dir, tmp_path)
+            job_id = _dead_letter_a_clip_job(api, fonts, tmp_path)
             listed = clipper("dlq", "list", DATABASE_URL=db_url, COLUMNS="80")
             # The whole id on a narrow terminal, and the error's code, not its class name.
             assert job_id in listed.stdout
-            assert "UNREADABLE_INPUT" in listed.stdout
-            assert "UnreadableMediaError" not in listed.stdout
+            assert "SUBTITLE_FONTS_MISSING" in listed.stdout
+            assert "SubtitleFontsMissingError" not in listed.stdout
             as_json = clipper("dlq", "list", "--json", DATABASE_URL=db_url)
             [letter] = [json.loads(line) for line in as_json.stdout.splitlines()]
-            assert (letter["jobId"], letter["code"]) == (job_id, "UNREADABLE_INPUT")
+            assert (letter["jobId"], letter["code"]) == (job_id, "SUBTITLE_FONTS_MISSING")
 
             requeued = clipper("dlq", "requeue", job_id, DATABASE_URL=db_url)
 
@@ -82,7 +96,7 @@ def test_a_dead_lettered_clip_job_requeued_by_the_cli_ends_done_with_a_valid_cli
             assert abs(info.duration_ms - 4_000) <= DURATION_TOLERANCE_MS
             events = api.get(f"/api/jobs/{job_id}/events").json()
             (requeue_event,) = [e for e in events if e["type"] == "requeued"]
-            assert requeue_event["payload"]["previous_error"]["code"] == "UNREADABLE_INPUT"
+            assert requeue_event["payload"]["previous_error"]["code"] == "SUBTITLE_FONTS_MISSING"
             assert requeue_event["payload"]["previous_error"]["message"]
             assert [e["type"] for e in events][-1] == "done"
             assert api.get("/api/dlq").json() == []

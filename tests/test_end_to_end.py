@@ -68,11 +68,14 @@ def webhook() -> Iterator[Webhook]:
 def test_clipper_clip_makes_a_clip_and_a_failed_job_alerts_the_webhook(
     db_url: str, webhook: Webhook, tmp_path: Path
 ) -> None:
+    no_fonts = tmp_path / "no-fonts"  # a deployment mistake: burning subtitles cannot work
+    no_fonts.mkdir()
     process, address = start_clipper_up(
         db_url,
         ALERT_WEBHOOK_URL=webhook.url,
         QUEUE_RETRY_BACKOFF_MS_BASE="100",
         DATA_DIR=str(tmp_path / "data"),
+        SUBTITLE_FONTS_DIR=str(no_fonts),
     )
     try:
         sample = tmp_path / "talk.mp4"
@@ -110,27 +113,42 @@ def test_clipper_clip_makes_a_clip_and_a_failed_job_alerts_the_webhook(
 
         with httpx.Client(base_url=address, timeout=10) as api, sample.open("rb") as file:
             key = api.post("/api/uploads", files={"file": ("talk.mp4", file)}).json()["uploadKey"]
+            sidecar = api.post(
+                "/api/uploads",
+                files={"file": ("talk.srt", b"1\n00:00:05,000 --> 00:00:06,000\nHi\n")},
+            ).json()["uploadKey"]
+            span = {
+                "sourceType": "upload",
+                "uploadKey": key,
+                "start": "00:00:04",
+                "end": "00:00:08",
+            }
+            # The user's mistake is refused at the door: no job, no alert.
+            past_the_end = api.post("/api/jobs", json={**span, "end": "00:01:30"})
+            assert past_the_end.status_code == 422, past_the_end.text
+            assert past_the_end.json()["error"]["details"][0]["field"] == "end"
+            # The deployment's is a failure of the system: dead-lettered at once, alerted.
             accepted = api.post(
                 "/api/jobs",
                 json={
-                    "sourceType": "upload",
-                    "uploadKey": key,
-                    "start": "00:01:00",
-                    "end": "00:01:30",
+                    **span,
+                    "withSubtitles": True,
+                    "burnSubtitles": True,
+                    "subtitlesKey": sidecar,
                 },
             )
             assert accepted.status_code == 202, accepted.text
             job_url = accepted.json()["links"]["self"]
             wait_until(lambda: api.get(job_url).json()["status"] == "failed", message="failed job")
             job = api.get(job_url).json()
-            assert (job["error"]["code"], job["attempts"]) == ("SEGMENT_OUT_OF_RANGE", 1)
+            assert (job["error"]["code"], job["attempts"]) == ("SUBTITLE_FONTS_MISSING", 1)
             events = [e["type"] for e in api.get(accepted.json()["links"]["events"]).json()]
             assert events == ["created", "processing", "progress", "failed", "dlq"]
             assert [letter["jobId"] for letter in api.get("/api/dlq").json()] == [job["id"]]
         wait_until(lambda: webhook.received, message="the webhook alert")
         assert webhook.calls >= 2  # the first POST failed and was retried
-        assert webhook.received[0]["jobId"] == job["id"]
-        assert webhook.received[0]["error"]["code"] == "SEGMENT_OUT_OF_RANGE"
+        assert [alert["jobId"] for alert in webhook.received] == [job["id"]]  # this one only
+        assert webhook.received[0]["error"]["code"] == "SUBTITLE_FONTS_MISSING"
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)

@@ -135,7 +135,7 @@ async def own_upload(
     async with session_factory(engine).begin() as session:
         uploads = UploadRepository(session)
         await uploads.delete([upload_key])
-        await uploads.add(upload_key, key_id(token), "media", 15)
+        await uploads.add(upload_key, key_id(token), "media", 15, None)
     await engine.dispose()
 
 

@@ -16,7 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
+from clipper.db.session import create_engine
 from clipper.media.cutting import DURATION_TOLERANCE_MS
 from clipper.media.probe import probe
 from clipper.signals import StopSignals
@@ -109,11 +111,32 @@ def _ms(timecode: str) -> int:
     return int((int(hours) * 3600 + int(minutes) * 60 + float(seconds)) * 1000)
 
 
+async def _forget_media(db_url: str, upload_key: str) -> None:
+    """Make the upload look like one stored before uploads recorded what they hold (or like a
+    URL source): only the worker can then find out that a request does not fit it."""
+    engine = create_engine(db_url, pool_size=1)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE uploads SET media = NULL WHERE key = :key"), {"key": upload_key}
+        )
+    await engine.dispose()
+
+
+async def _no_dead_letters(client: httpx.AsyncClient, job_id: str) -> None:
+    """The job failed as the user's fault: no retry, no dead letter (so no on-call alert)."""
+    events = [e["type"] for e in (await client.get(f"/api/jobs/{job_id}/events")).json()]
+    assert "retry" not in events
+    assert "dlq" not in events
+    assert events[-1] == "failed"
+    assert (await client.get("/api/dlq")).json() == []
+
+
 async def test_a_segment_outside_the_source_fails_once_with_its_code(
-    make_client: ApiFactory, worker: Worker, video: Path, data_dir: Path
+    make_client: ApiFactory, worker: Worker, video: Path, data_dir: Path, db_url: str
 ) -> None:
     client: httpx.AsyncClient = await make_client()
     key = (await _upload(client, video)).json()["uploadKey"]
+    await _forget_media(db_url, key)  # else refused at the door (test_refusals.py)
     job_id = await _clip(client, key, "00:00:30", "00:00:40")
     early = await client.get(f"/api/jobs/{job_id}/result")
     assert early.status_code in (409, 200)  # NOT_READY unless it already failed
@@ -122,7 +145,9 @@ async def test_a_segment_outside_the_source_fails_once_with_its_code(
         "failed",
         "SEGMENT_OUT_OF_RANGE",
         1,
-    )  # permanent: no retries
+    )  # the user's: no retries
+    assert "starts at 30 s" in job["error"]["message"]  # the start, not the end, is past it
+    await _no_dead_letters(client, job_id)
     not_ready = await client.get(f"/api/jobs/{job_id}/result")
     assert not_ready.status_code == 409
     assert not_ready.json()["error"]["code"] == "NOT_READY"
@@ -368,17 +393,20 @@ async def test_subtitles_are_cut_to_the_clip_and_can_be_burned_in(
 
 
 async def test_missing_subtitles_fail_at_once_with_their_code(
-    make_client: ApiFactory, worker: Worker, subtitled: Path, video: Path
+    make_client: ApiFactory, worker: Worker, subtitled: Path, video: Path, db_url: str
 ) -> None:
     client: httpx.AsyncClient = await make_client()
     plain = (await _upload(client, video)).json()["uploadKey"]
+    await _forget_media(db_url, plain)  # else refused at the door (test_refusals.py)
     none = await _job_with(client, plain, withSubtitles=True)
     assert (none["status"], none["error"]["code"], none["attempts"]) == (
         "failed",
         "SUBTITLES_MISSING",
         1,
     )
+    await _no_dead_letters(client, none["id"])
     key = (await _upload(client, subtitled)).json()["uploadKey"]
+    await _forget_media(db_url, key)
     german = await _job_with(client, key, withSubtitles=True, subtitleLang="de")
     assert german["error"]["code"] == "SUBTITLES_MISSING"
     assert "eng" in german["error"]["message"]
@@ -401,6 +429,9 @@ async def test_burning_without_fonts_fails_clearly(
         "SUBTITLE_FONTS_MISSING",
         1,
     )
+    assert str(tmp_path) not in job["error"]["message"]  # the server's folders stay its own
+    # The server's setup is at fault: dead-lettered, so the operator is alerted.
+    assert [letter["jobId"] for letter in (await client.get("/api/dlq")).json()] == [job["id"]]
 
 
 async def test_an_uploaded_srt_sidecar_is_cut_with_the_clip(
@@ -459,5 +490,4 @@ async def test_a_source_corrupted_after_upload_fails_at_once_without_retries(
         "UNREADABLE_INPUT",
         1,
     )
-    events = [e["type"] for e in (await client.get(f"/api/jobs/{job['id']}/events")).json()]
-    assert "retry" not in events
+    await _no_dead_letters(client, job["id"])

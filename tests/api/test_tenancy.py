@@ -116,7 +116,7 @@ async def test_uploads_are_recorded_with_their_owner(
     )
     assert uploaded.status_code == 201, uploaded.text
     key = uploaded.json()["uploadKey"]
-    body = clip(uploadKey=key)
+    body = clip(uploadKey=key, start="00:00:01", end="00:00:02")  # within its 3 s
     assert (await tenants.call("a", "POST", "/api/jobs", json=body)).status_code == 422
     assert (await tenants.call("b", "POST", "/api/jobs", json=body)).status_code == 202
     assert (await tenants.call("admin", "POST", "/api/jobs", json=body)).status_code == 202

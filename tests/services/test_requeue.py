@@ -15,7 +15,7 @@ from clipper.db.repositories import JobRepository
 from clipper.domain.clips import ClipRequest
 from clipper.domain.jobs import SourceType
 from clipper.domain.tenancy import OPERATOR
-from clipper.media.errors import MissingSourceError
+from clipper.media.errors import SubtitleFontsMissingError
 from clipper.queue import Consumer, JobContext, QueueAdapter
 from clipper.services.jobs import create_job
 from clipper.services.processing import ClipResult, JobRunner, Processor, Progress
@@ -24,11 +24,12 @@ from tests.helpers import wait_for
 
 REQUEST = ClipRequest(SourceType.UPLOAD, 0, 10_000, upload_key="up_1")
 KEEP = timedelta(hours=72)
-GONE = "the upload up_1 no longer exists"
+NO_FONTS = "no fonts to burn subtitles with (SUBTITLE_FONTS_DIR)"
 
 
-async def _missing_source(job: Job, progress: Progress, context: JobContext) -> ClipResult:
-    raise MissingSourceError(GONE)
+async def _no_fonts(job: Job, progress: Progress, context: JobContext) -> ClipResult:
+    """A failure of this worker's setup: dead-lettered at once, requeued once it is fixed."""
+    raise SubtitleFontsMissingError(NO_FONTS)
 
 
 async def _cut(job: Job, progress: Progress, context: JobContext) -> ClipResult:
@@ -69,7 +70,7 @@ async def _dead_lettered(
     for _ in range(count):
         async with sessions.begin() as session:
             job_ids.append((await create_job(session, queue, REQUEST, OPERATOR)).job.id)
-    consumer = _consume(queue, engine, sessions, _missing_source)
+    consumer = _consume(queue, engine, sessions, _no_fonts)
 
     async def all_failed() -> bool:
         return all([(await _job(sessions, i)).status == "failed" for i in job_ids])
@@ -126,7 +127,9 @@ async def test_requeue_resets_the_row_its_record_and_its_message_then_the_job_ru
         assert await session.get(DlqJob, job_id) is None
     assert await _messages(sessions, job_id) == {"clips": ("ready", 0)}  # the letter is gone
     (event,) = await _requeued_events(sessions, job_id)
-    assert event.payload == {"previous_error": {"code": "SOURCE_MISSING", "message": GONE}}
+    assert event.payload == {
+        "previous_error": {"code": "SUBTITLE_FONTS_MISSING", "message": NO_FONTS}
+    }
 
     _consume(queue, engine, sessions, _cut)
     await wait_for(lambda: _status_is_done(sessions, job_id), message="the requeued job done")

@@ -3,6 +3,8 @@ source, for one job (POST /api/jobs) and for a batch (POST /api/jobs/batch) alik
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.clips import ClipRequest, CutMode
@@ -10,8 +12,8 @@ from ..domain.jobs import Priority, SourceType
 from ..domain.tenancy import Scope
 from ..domain.timecode import parse_timecode
 from ..errors import ClipTooLongError, UrlSourcesDisabledError, ValidationFailedError
-from ..services.sources import url_refusal
-from ..services.uploads import upload_reachable
+from ..services.sources import Refusal, clip_refusal, url_refusal
+from ..services.uploads import reachable_upload
 from ..settings import Settings
 from ..storage import Storage, source_key, subtitles_key
 from .errors import field_name
@@ -99,19 +101,29 @@ async def check_url(request: ClipRequest, settings: Settings) -> None:
 
 
 async def check_uploads(
-    session: AsyncSession, request: ClipRequest, storage: Storage, scope: Scope
+    session: AsyncSession,
+    requests: Sequence[ClipRequest],
+    storage: Storage,
+    scope: Scope,
+    *,
+    batch: bool = False,
 ) -> None:
-    """The uploads the job names exist and the caller may use them; another tenant's upload
-    is "missing" exactly like one that never was."""
+    """The uploads the clips name (one source for all of them) exist and the caller may use
+    them; another tenant's upload is "missing" exactly like one that never was. Each clip must
+    then work with what the upload holds: its range within the source's duration, subtitles
+    from a track it has (or a sidecar). `batch`: the requests are a batch's clips, and a range
+    is named by its clip, e.g. `clips[2].end`."""
+    source = requests[0]
     named = (
-        ("uploadKey", request.upload_key, source_key, "no upload has this key"),
+        ("uploadKey", source.upload_key, source_key, "no upload has this key"),
         (
             "subtitlesKey",
-            request.subtitles_upload_key,
+            source.subtitles_upload_key,
             subtitles_key,
             "no subtitles upload has this key",
         ),
     )
+    media = None
     for field, upload_key, locate, missing in named:
         if upload_key is None:
             continue
@@ -119,5 +131,28 @@ async def check_uploads(
             stored_as = locate(upload_key)
         except ValueError as exc:
             raise ValidationFailedError.field(field, str(exc)) from None
-        if not await upload_reachable(session, storage, upload_key, stored_as, scope):
+        upload = await reachable_upload(session, storage, upload_key, stored_as, scope)
+        if upload is None:
             raise ValidationFailedError.field(field, missing)
+        if field == "uploadKey":
+            media = upload.media
+    if media is None:  # a URL source (checked on the worker), or an upload from before 0011
+        return
+    for index, request in enumerate(requests):
+        if (refusal := clip_refusal(media, request)) is not None:
+            raise ValidationFailedError.field(_wire_field(refusal, index, batch), refusal.message)
+
+
+# The request's fields by their ClipRequest names; start and end belong to each clip.
+_WIRE_NAMES = {
+    "start_ms": "start",
+    "end_ms": "end",
+    "with_subtitles": "withSubtitles",
+    "subtitle_lang": "subtitleLang",
+}
+
+
+def _wire_field(refusal: Refusal, index: int, batch: bool) -> str:
+    name = _WIRE_NAMES[refusal.field]
+    in_clip = batch and refusal.field in ("start_ms", "end_ms")
+    return field_name(("clips", index, name) if in_clip else (name,))

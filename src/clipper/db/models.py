@@ -124,6 +124,8 @@ class Upload(Base):
     tenant_id: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(Text)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+    # What the probe found (services.uploads): None for a sidecar, or an upload from before.
+    media: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (

@@ -363,12 +363,14 @@ class JobRepository:
         job: Job,
         code: str,
         message: str,
-        dlq_payload: dict[str, Any],
         keep_for: timedelta,
+        *,
+        dead_letter: dict[str, Any] | None = None,
     ) -> bool:
-        """Mark the job failed (expiring `keep_for` from now, like a result) and record its
-        dead letter, with `failed` and `dlq` events. A cancelled job stays cancelled: this is
-        then the late failure of an attempt its cancel stopped."""
+        """Mark the job failed (expiring `keep_for` from now, like a result) with a `failed`
+        event; with a `dead_letter` (the queue gave up on it), record that too, with a `dlq`
+        event. A cancelled job stays cancelled: this is then the late failure of an attempt
+        its cancel stopped."""
         if job.status == JobStatus.CANCELLED.value:
             return False
         moved = await self._move(
@@ -381,15 +383,17 @@ class JobRepository:
         )
         if not moved:
             return False
+        await self.add_event(job.id, EventType.FAILED, {"code": code})
+        if dead_letter is None:
+            return True
         await self._session.execute(
             insert(DlqJob)
-            .values(job_id=job.id, reason=code, payload=dlq_payload)
+            .values(job_id=job.id, reason=code, payload=dead_letter)
             .on_conflict_do_update(
                 index_elements=[DlqJob.job_id],
-                set_={"reason": code, "payload": dlq_payload, "created_at": func.now()},
+                set_={"reason": code, "payload": dead_letter, "created_at": func.now()},
             )
         )
-        await self.add_event(job.id, EventType.FAILED, {"code": code})
         await self.add_event(job.id, EventType.DLQ, {"reason": message})
         return True
 
@@ -442,13 +446,17 @@ class UploadRepository:
         )
         return int(await self._session.scalar(statement) or 0)
 
-    async def add(self, key: str, tenant: str, kind: str, size_bytes: int) -> None:
-        self._session.add(Upload(key=key, tenant_id=tenant, kind=kind, size_bytes=size_bytes))
+    async def add(
+        self, key: str, tenant: str, kind: str, size_bytes: int, media: dict[str, Any] | None
+    ) -> None:
+        self._session.add(
+            Upload(key=key, tenant_id=tenant, kind=kind, size_bytes=size_bytes, media=media)
+        )
         await self._session.flush()
 
-    async def owner(self, key: str) -> str | None:
-        """The tenant that uploaded `key`; None when no upload has this key on record."""
-        return await self._session.scalar(select(Upload.tenant_id).where(Upload.key == key))
+    async def get(self, key: str) -> Upload | None:
+        """The upload's record; None when no upload has this key on record."""
+        return await self._session.get(Upload, key)
 
     async def delete(self, keys: Sequence[str]) -> None:
         await self._session.execute(delete(Upload).where(Upload.key.in_(keys)))

@@ -69,11 +69,11 @@ async def cut_segment(
     """Write `output` (MP4, faststart) with [start_ms, end_ms) of `source`, from where
     `cut_start` puts the start (the Cut says where). A `video_filter` (burning subtitles)
     always re-encodes, so it takes an exact cut."""
-    if start_ms >= info.duration_ms or end_ms > info.duration_ms + DURATION_TOLERANCE_MS:
-        raise SegmentOutOfRangeError(
-            f"the segment ends at {end_ms / 1000:g} s but the source lasts "
-            f"{info.duration_ms / 1000:g} s"
-        )
+    lasts = f"the source lasts {info.duration_ms / 1000:g} s"
+    if start_ms >= info.duration_ms:
+        raise SegmentOutOfRangeError(f"the segment starts at {start_ms / 1000:g} s but {lasts}")
+    if not range_fits(end_ms, info):
+        raise SegmentOutOfRangeError(f"the segment ends at {end_ms / 1000:g} s but {lasts}")
     end_ms = min(end_ms, info.duration_ms)
     job = _Job(source, info, output, on_progress, timeout_seconds, video_filter)
     start = await cut_start(source, info, start_ms, mode)
@@ -88,6 +88,12 @@ async def cut_segment(
         except (FfmpegError, InvalidOutputError) as exc:
             logger.info("stream copy gave no clean clip (%s); re-encoding", exc)
     return await _run(job, start.frame_ms, end_ms, "encode")
+
+
+def range_fits(end_ms: int, info: MediaInfo) -> bool:
+    """Whether a segment may end at `end_ms`: within the source, give or take the tolerance of
+    a last frame (a 10 s request of a source that states 9.96 s is cut to 9.96 s)."""
+    return end_ms <= info.duration_ms + DURATION_TOLERANCE_MS
 
 
 async def cut_start(source: Path, info: MediaInfo, start_ms: int, mode: CutMode) -> Start:

@@ -4,6 +4,7 @@ stored as SRT, and optionally burned into the video."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import srt
 from .errors import SubtitleFontsMissingError, SubtitlesMissingError
 from .ffmpeg import run_ffmpeg
 from .probe import MediaInfo
+
+logger = logging.getLogger("clipper.media")
 
 
 def pick_track(info: MediaInfo, language: str | None) -> int:
@@ -85,8 +88,10 @@ def burn_filter(subtitles: Path, fonts_dir: Path) -> str:
     """The FFmpeg filter that draws `subtitles` on the video. This FFmpeg has no fontconfig:
     libass must be told where fonts are, or it silently draws nothing."""
     if not fonts_dir.is_dir() or not any(fonts_dir.rglob("*.[ot]tf")):
+        # The folder is the operator's to know (logged), not the user's: no path in the error.
+        logger.error("no fonts in %s to burn subtitles with; set SUBTITLE_FONTS_DIR", fonts_dir)
         raise SubtitleFontsMissingError(
-            f"no fonts in {fonts_dir} to burn subtitles with; set SUBTITLE_FONTS_DIR"
+            "this server has no fonts to burn subtitles with (its SUBTITLE_FONTS_DIR)"
         )
     return f"subtitles=filename={_escape(subtitles)}:fontsdir={_escape(fonts_dir)}"
 

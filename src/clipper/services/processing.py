@@ -33,7 +33,7 @@ from ..queue import (
     bounded,
 )
 from ..storage import Storage
-from .failures import NoProcessorError, permanent_failure
+from .failures import NoProcessorError, UserFailure, classify_failure
 from .webhooks import enqueue_job_webhook
 
 logger = logging.getLogger("clipper.worker")
@@ -167,7 +167,11 @@ class JobRunner:
         job = await self._database(self._start(message, context))
         if job is None:
             return  # acknowledged: nothing (more) to do for this message
-        result = await self._process(job, context)
+        try:
+            result = await self._process(job, context)
+        except UserFailure as failure:
+            await self._database(self._refuse(job, failure, context))
+            return
         try:
             await self._database(self._finish(job, result, context))
         except LeaseLostError:
@@ -175,15 +179,15 @@ class JobRunner:
             raise
 
     async def _process(self, job: Job, context: JobContext) -> ClipResult:
-        """Run the job's processor, handing a failure to the queue as it must see it:
-        systemic when the disk is full, permanent when its code says so (failures.py)."""
+        """Run the job's processor, handing a failure on as it must be seen: systemic when
+        the disk is full; the user's or permanent when its code says so (failures.py)."""
         try:
             return await self._run_processor(job, context)
         except Exception as exc:
             if _disk_full(exc):
                 raise SystemicError("the storage is full", code=StorageFullError.code) from exc
-            if (permanent := permanent_failure(exc)) is not None:
-                raise permanent from exc
+            if (classified := classify_failure(exc)) is not None:
+                raise classified from exc
             raise
 
     async def _run_processor(self, job: Job, context: JobContext) -> ClipResult:
@@ -220,6 +224,26 @@ class JobRunner:
             else:
                 logger.warning("the job was no longer processing for this attempt")
         logger.info("job done", extra={"attempt": context.attempt, "video": result.video_key})
+
+    async def _refuse(self, job: Job, failure: UserFailure, context: JobContext) -> None:
+        """Failed with the user's code, in ONE transaction with the fenced acknowledgement of
+        this attempt: no retry, no dead letter, no alert (the request is at fault, not the
+        system). If another worker took the job over, nothing here commits."""
+        async with self._sessions.begin() as session:
+            await context.complete(session)  # raises LeaseLostError: rolls all of it back
+            jobs = JobRepository(session)
+            current = await jobs.get(job.id)  # as it is now: a cancel may have ended it
+            failed = current is not None and await jobs.fail(
+                current, failure.code, str(failure), self._keep_results_for
+            )
+            if failed:
+                await self._announce_end(session, job.id)
+        logger.info(
+            "job failed: %s: %s",
+            failure.code,
+            failure,
+            extra={"attempt": context.attempt, "code": failure.code},
+        )
 
     async def _discard(self, result: ClipResult) -> None:
         if self._storage is None:
@@ -276,8 +300,8 @@ class JobRunner:
                 job,
                 code,
                 letter.error.message,
-                _dead_letter_record(job, letter),
                 self._keep_results_for,
+                dead_letter=_dead_letter_record(job, letter),
             )
             if failed:
                 await self._announce_end(session, job.id)

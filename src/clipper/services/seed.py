@@ -19,6 +19,7 @@ from ..db.repositories import JobRepository
 from ..domain.clips import ClipRequest
 from ..domain.jobs import EventType, JobStatus, Priority, SourceType
 from ..domain.tenancy import OPERATOR
+from ..media.probe import probe
 from ..media.sample import write_sample_video
 from ..queue import QueueAdapter
 from ..storage import Storage, new_upload_key, result_key, source_key
@@ -40,8 +41,9 @@ async def seed_upload(session: AsyncSession, storage: Storage) -> str:
         sample = Path(scratch) / "sample.mp4"
         await asyncio.to_thread(write_sample_video, sample, _SAMPLE_SECONDS)
         size = sample.stat().st_size
+        media = await probe(sample)
         await storage.put_file(source_key(key), sample)
-    await record_upload(session, key, OPERATOR, "media", size)
+    await record_upload(session, key, OPERATOR, "media", size, media)
     return key
 
 
@@ -85,4 +87,4 @@ async def _seed_finished_jobs(session: AsyncSession, request: ClipRequest, keep:
                 "attempts": 1,
                 "error": {"code": "SAMPLE_FAILURE", "message": "a seeded failure"},
             }
-            await jobs.fail(running, "SAMPLE_FAILURE", "a seeded failure", record, keep)
+            await jobs.fail(running, "SAMPLE_FAILURE", "a seeded failure", keep, dead_letter=record)

@@ -8,9 +8,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
+from ..domain.clips import ClipRequest
+from ..domain.timecode import format_timecode
 from ..fetch.guard import ForbiddenUrlError, check_url
-from ..media.errors import UnreadableMediaError
-from ..media.probe import probe_upload
+from ..media.cutting import range_fits
+from ..media.errors import SubtitlesMissingError, UnreadableMediaError
+from ..media.probe import MediaInfo, probe_upload
+from ..media.subtitles import pick_track
 from ..storage import Storage, source_key, subtitles_key
 
 
@@ -21,14 +25,13 @@ class UnusableUploadError(Exception):
 @dataclass(frozen=True, slots=True)
 class CheckedUpload:
     kind: Literal["media", "subtitles"]
-    duration_ms: int = 0
-    has_video: bool = False
-    has_audio: bool = False
+    media: MediaInfo | None = None  # what a media upload holds (None for a sidecar)
 
 
 async def check_upload(storage: Storage, upload_key: str, max_duration_sec: float) -> CheckedUpload:
     """An .srt file is kept as a subtitles sidecar too; anything else must be a video or audio
-    file FFmpeg reads, no longer than `max_duration_sec` (MAX_CLIP_INPUT_DURATION_SEC)."""
+    file FFmpeg reads whole (not truncated, not corrupt), no longer than `max_duration_sec`
+    (MAX_CLIP_INPUT_DURATION_SEC)."""
     path = source_key(upload_key)
     stored = await storage.local_path(path)
     try:
@@ -45,7 +48,35 @@ async def check_upload(storage: Storage, upload_key: str, max_duration_sec: floa
             f"lasts {info.duration_ms / 1000:g} s; MAX_CLIP_INPUT_DURATION_SEC allows "
             f"{max_duration_sec:g} s"
         )
-    return CheckedUpload("media", info.duration_ms, info.has_video, info.has_audio)
+    return CheckedUpload("media", info)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a clip request cannot work with its source: the request's field at fault (its
+    ClipRequest attribute) and what is wrong with it."""
+
+    field: Literal["start_ms", "end_ms", "with_subtitles", "subtitle_lang"]
+    message: str
+
+
+def clip_refusal(media: MediaInfo, request: ClipRequest) -> Refusal | None:
+    """What in `request` cannot work with a source holding `media`, or None. The same rules
+    as the worker's (cutting and subtitles), asked before anything is queued."""
+    lasts = f"the source lasts {format_timecode(media.duration_ms)}"
+    if request.start_ms >= media.duration_ms:
+        return Refusal("start_ms", f"is at or past the end of the source ({lasts})")
+    if not range_fits(request.end_ms, media):
+        return Refusal("end_ms", f"is past the end of the source ({lasts})")
+    if request.with_subtitles and request.subtitles_upload_key is None:
+        try:
+            pick_track(media, request.subtitle_lang)
+        except SubtitlesMissingError as exc:
+            field: Literal["with_subtitles", "subtitle_lang"] = (
+                "with_subtitles" if media.subtitle_streams == 0 else "subtitle_lang"
+            )
+            return Refusal(field, f"{exc}: upload an .srt file and name it in subtitlesKey")
+    return None
 
 
 async def url_refusal(url: str, allowlist: Collection[str]) -> str | None:

@@ -41,7 +41,7 @@ async def create(
     source = requests[0]  # every clip has the batch's one source: checked once
     await check_url(source, resources.settings)
     async with resources.sessions.begin() as session:
-        await check_uploads(session, source, resources.storage, caller.scope)
+        await check_uploads(session, requests, resources.storage, caller.scope, batch=True)
         await check_active_jobs(session, caller.scope, limits, adding=len(requests))
         try:
             created = await create_batch(

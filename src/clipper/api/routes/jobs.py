@@ -67,7 +67,7 @@ async def create(
     request = to_clip_request(body, resources.settings)
     await check_url(request, resources.settings)
     async with resources.sessions.begin() as session:
-        await check_uploads(session, request, resources.storage, caller.scope)
+        await check_uploads(session, [request], resources.storage, caller.scope)
         await check_active_jobs(session, caller.scope, limits, adding=1)
         try:
             created = await create_job(

@@ -12,26 +12,67 @@ from ...errors import (
     StorageFullError,
     ValidationFailedError,
 )
-from ...services.quotas import check_upload_bytes, upload_quota_error, upload_room
-from ...services.sources import UnusableUploadError, check_upload
+from ...services.quotas import Limits, check_upload_bytes, upload_quota_error, upload_room
+from ...services.sources import CheckedUpload, UnusableUploadError, check_upload
 from ...services.uploads import record_upload
 from ...storage import TooLargeError, new_upload_key, source_key
+from ..auth import Caller
 from ..deps import CallerDep, ResourcesDep, get_caller
 from ..limits import count_request
 from ..multipart import FIELD, FileField
 from ..openapi import CREATING, error_responses
+from ..resources import Resources
 from ..schemas import Wire
 
 router = APIRouter(prefix="/api/uploads", tags=["uploads"], dependencies=[Depends(get_caller)])
 
 
 class UploadRead(Wire):
+    """A stored upload and what its probe found in it (zeros and nulls for a sidecar)."""
+
     upload_key: str
     kind: Literal["media", "subtitles"]
     size_bytes: int
     duration_ms: int
     has_video: bool
     has_audio: bool
+    # FFmpeg's codec names, e.g. "h264", "hevc", "vp9", "aac", "opus".
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    width: int = 0
+    height: int = 0
+    bit_depth: int = 0
+    hdr: bool = False
+    # Language tags of its subtitle tracks, in order ("und" when untagged).
+    subtitle_languages: list[str] = []
+
+    @classmethod
+    def of(cls, key: str, size_bytes: int, checked: CheckedUpload) -> UploadRead:
+        media = checked.media
+        if media is None:
+            return cls(
+                upload_key=key,
+                kind=checked.kind,
+                size_bytes=size_bytes,
+                duration_ms=0,
+                has_video=False,
+                has_audio=False,
+            )
+        return cls(
+            upload_key=key,
+            kind=checked.kind,
+            size_bytes=size_bytes,
+            duration_ms=media.duration_ms,
+            has_video=media.has_video,
+            has_audio=media.has_audio,
+            video_codec=media.video_codec,
+            audio_codec=media.audio_codec,
+            width=media.width,
+            height=media.height,
+            bit_depth=media.bit_depth,
+            hdr=media.hdr,
+            subtitle_languages=list(media.subtitle_languages),
+        )
 
 
 @router.post(
@@ -76,6 +117,16 @@ async def upload(request: Request, resources: ResourcesDep, caller: CallerDep) -
             raise upload_quota_error(limits) from None
         message = f"the file is over MAX_INPUT_MB ({settings.max_input_mb:g} MB)"
         raise PayloadTooLargeError(message) from None
+    return await accept_upload(resources, caller, limits, key, size)
+
+
+async def accept_upload(
+    resources: Resources, caller: Caller, limits: Limits | None, key: str, size: int
+) -> UploadRead:
+    """An upload stored under `key` (`size` bytes), however it arrived (one request, or a
+    resumable upload's last part): probed, then recorded with its owner and what it holds, or
+    deleted with a 422 naming `file` (or a 429 over the quota)."""
+    settings = resources.settings
     try:
         checked = await check_upload(resources.storage, key, settings.max_clip_input_duration_sec)
     except UnusableUploadError as exc:
@@ -86,15 +137,8 @@ async def upload(request: Request, resources: ResourcesDep, caller: CallerDep) -
         # take the last room.
         async with resources.sessions.begin() as session:
             await check_upload_bytes(session, caller.scope, limits, size)
-            await record_upload(session, key, caller.scope, checked.kind, size)
+            await record_upload(session, key, caller.scope, checked.kind, size, checked.media)
     except LimitReachedError:
         await resources.storage.delete_upload(key)
         raise
-    return UploadRead(
-        upload_key=key,
-        kind=checked.kind,
-        size_bytes=size,
-        duration_ms=checked.duration_ms,
-        has_video=checked.has_video,
-        has_audio=checked.has_audio,
-    )
+    return UploadRead.of(key, size, checked)
