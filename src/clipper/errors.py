@@ -112,6 +112,13 @@ class PayloadTooLargeError(ClipperError):
     status = 413
 
 
+class UnsupportedMediaTypeError(ClipperError):
+    """The body must be JSON (Content-Type: application/json)."""
+
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    status = 415
+
+
 class StorageFullError(ClipperError):
     """The server's storage is full; try again later."""
 

@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from clipper.db.session import create_engine
 from clipper.media.cutting import DURATION_TOLERANCE_MS
+from clipper.media.ffmpeg import ffmpeg_path
 from clipper.media.probe import probe
 from clipper.signals import StopSignals
 from clipper.storage import LocalStorage, source_key
@@ -166,7 +167,9 @@ async def test_uploads_are_checked(make_client: ApiFactory, video: Path, tmp_pat
     assert "MAX_CLIP_INPUT_DURATION_SEC" in too_long.json()["error"]["message"]
     big = tmp_path / "big.bin"
     big.write_bytes(b"\x00" * (3 * 2**20))
-    assert (await _upload(client, big)).status_code == 413
+    too_big = await _upload(client, big)
+    assert too_big.status_code == 413
+    assert "2 MB (MAX_INPUT_MB)" in too_big.json()["error"]["message"]
     missing = await client.post(
         "/api/jobs",
         json={
@@ -490,4 +493,28 @@ async def test_a_source_corrupted_after_upload_fails_at_once_without_retries(
         "UNREADABLE_INPUT",
         1,
     )
+    await _no_dead_letters(client, job["id"])
+
+
+async def test_a_source_cut_short_after_upload_fails_at_once_named_truncated(
+    make_client: ApiFactory, worker: Worker, video: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    client: httpx.AsyncClient = await make_client()
+    key = (await _upload(client, video)).json()["uploadKey"]
+    indexed_first = tmp_path / "faststart.mp4"  # its index first: a cut-off copy still opens
+    remux = ["-c", "copy", "-movflags", "+faststart", str(indexed_first)]
+    await asyncio.to_thread(
+        subprocess.run,
+        [ffmpeg_path(), "-y", "-loglevel", "error", "-i", str(video), *remux],
+        check=True,
+    )
+    data = indexed_first.read_bytes()
+    LocalStorage(data_dir).path(source_key(key)).write_bytes(data[: len(data) // 2])
+    job = await _job_with(client, key)
+    assert (job["status"], job["error"]["code"], job["attempts"]) == (
+        "failed",
+        "SOURCE_TRUNCATED",
+        1,
+    )
+    assert "truncated" in job["error"]["message"]
     await _no_dead_letters(client, job["id"])

@@ -112,6 +112,8 @@ async def test_oversized_bodies_are_refused_by_header_and_while_streaming(
     )
     assert declared.status_code == 413
     assert declared.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    # It says what the limit is, and which setting sets it.
+    assert "65536 bytes (MAX_REQUEST_BYTES)" in declared.json()["error"]["message"]
 
     async def chunks() -> Any:  # no Content-Length: counted as it arrives
         for start in range(0, len(big), 8192):
@@ -122,3 +124,28 @@ async def test_oversized_bodies_are_refused_by_header_and_while_streaming(
     )
     assert streamed.status_code == 413
     assert streamed.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert "MAX_REQUEST_BYTES" in streamed.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/api/jobs", "/api/jobs/batch"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
+async def test_a_body_that_is_not_json_is_a_415_saying_what_to_send(
+    client: httpx.AsyncClient, path: str, content_type: str
+) -> None:
+    response = await client.post(
+        path, content=b'{"sourceType": "upload"}', headers={"content-type": content_type}
+    )
+    assert response.status_code == 415
+    error = response.json()["error"]
+    assert error["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert "application/json" in error["message"]
+
+
+async def test_json_with_parameters_or_a_json_suffix_is_json(client: httpx.AsyncClient) -> None:
+    for content_type in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        response = await client.post(
+            "/api/jobs", content=b"{}", headers={"content-type": content_type}
+        )
+        assert response.status_code == 422, content_type  # read, and found incomplete

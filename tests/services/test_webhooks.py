@@ -31,6 +31,7 @@ from clipper.db.repositories import ApiKeyRepository, JobRepository
 from clipper.domain.clips import ClipRequest
 from clipper.domain.jobs import SourceType
 from clipper.domain.tenancy import OPERATOR, Scope
+from clipper.domain.timecode import format_timecode
 from clipper.queue import JobContext, QueueAdapter
 from clipper.services.cancel import cancel_job
 from clipper.services.jobs import create_job
@@ -117,7 +118,7 @@ def expected_secret(key_id: str, version: int) -> str:
 
 
 async def cut(job: Job, progress: Progress, context: JobContext) -> ClipResult:
-    return ClipResult(f"results/{job.id}/clip.mp4")
+    return ClipResult(f"results/{job.id}/clip.mp4", start_ms=job.start_ms - 250)
 
 
 StartWorker = Callable[..., Awaitable[QueueAdapter]]
@@ -229,6 +230,10 @@ async def test_a_job_that_ends_posts_its_status_signed_with_its_keys_secret(
     if ending == "done":
         links["result"] = f"/api/jobs/{job.id}/result"
     assert event["data"]["links"] == links
+    assert event["data"]["cut"] == "exact"
+    # Where the clip starts in the source, once there is a clip (the processor's word).
+    started = format_timecode(job.start_ms - 250) if ending == "done" else None
+    assert event["data"]["actualStart"] == started
     error = event["data"]["error"]
     assert (error or {}).get("code") == ("NO_PROCESSOR" if ending == "failed" else None)
     assert "results/" not in sent.body.decode()  # no storage keys or server paths

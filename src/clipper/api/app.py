@@ -17,7 +17,7 @@ from .auth import ApiKeys
 from .deps import get_admin, get_caller, get_resources
 from .errors import install_error_handlers
 from .metrics import ApiMetrics
-from .middleware import RequestContextMiddleware
+from .middleware import BodyLimit, RequestContextMiddleware
 from .openapi import install_openapi
 from .resources import Resources
 from .routes import batches, dlq, files, health, jobs, uploads
@@ -78,9 +78,17 @@ def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None
     install_openapi(app)
     app.add_middleware(
         RequestContextMiddleware,
-        max_body=settings.max_request_bytes,
-        # Uploads are the one route that takes large bodies; they stream to disk.
-        max_body_by_path={"/api/uploads": int(settings.max_input_mb * 2**20) + 2**20},
+        max_body=BodyLimit(
+            settings.max_request_bytes, f"{settings.max_request_bytes} bytes (MAX_REQUEST_BYTES)"
+        ),
+        # Uploads are the one route that takes large bodies; they stream to disk. (Room for
+        # the multipart framing: the file itself is held to MAX_INPUT_MB by the route.)
+        max_body_by_path={
+            "/api/uploads": BodyLimit(
+                int(settings.max_input_mb * 2**20) + 2**20,
+                f"{settings.max_input_mb:g} MB (MAX_INPUT_MB)",
+            )
+        },
         metrics=metrics.http,
     )
     install_error_handlers(app)

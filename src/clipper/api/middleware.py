@@ -6,6 +6,7 @@ import json
 import re
 import time
 import uuid
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,16 +18,25 @@ from .metrics import HttpMetrics
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
+@dataclass(frozen=True, slots=True)
+class BodyLimit:
+    """The most bytes a request body may have, and how the 413 names that limit (with the
+    setting that sets it), e.g. "64 KiB (MAX_REQUEST_BYTES)"."""
+
+    bytes: int
+    named: str
+
+
 class RequestContextMiddleware:
     """Accepts a sane X-Request-Id (or makes one), echoes it, puts it in every log line; refuses
-    bodies over `max_body` bytes, by Content-Length or while streaming; counts requests."""
+    bodies over `max_body`, by Content-Length or while streaming; counts requests."""
 
     def __init__(
         self,
         app: ASGIApp,
-        max_body: int,
+        max_body: BodyLimit,
         metrics: HttpMetrics,
-        max_body_by_path: dict[str, int] | None = None,
+        max_body_by_path: dict[str, BodyLimit] | None = None,
     ) -> None:
         self.app = app
         self.max_body = max_body
@@ -58,8 +68,8 @@ class RequestContextMiddleware:
         try:
             limit = self.max_body_by_path.get(scope["path"], self.max_body)
             declared = headers.get(b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                await _refuse_too_large(send_with_id, request_id)
+            if declared is not None and declared.isdigit() and int(declared) > limit.bytes:
+                await _refuse_too_large(send_with_id, request_id, limit)
                 return
             await self._call_limited(scope, receive, send_with_id, request_id, limit)
         finally:
@@ -71,7 +81,7 @@ class RequestContextMiddleware:
             correlation_id.reset(token)
 
     async def _call_limited(
-        self, scope: Scope, receive: Receive, send: Send, request_id: str, limit: int
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, limit: BodyLimit
     ) -> None:
         """Count the body as it streams in; past the cap, tell the app the client left (the
         framework would turn an exception into its own 400), drop its reply, answer 413."""
@@ -84,7 +94,7 @@ class RequestContextMiddleware:
                 return {"type": "http.disconnect"}
             message = await receive()
             received += len(message.get("body", b""))
-            if received > limit:
+            if received > limit.bytes:
                 exceeded = True
                 return {"type": "http.disconnect"}
             return message
@@ -99,11 +109,11 @@ class RequestContextMiddleware:
             if not exceeded:
                 raise
         if exceeded:
-            await _refuse_too_large(send, request_id)
+            await _refuse_too_large(send, request_id, limit)
 
 
-async def _refuse_too_large(send: Send, request_id: str) -> None:
-    error = PayloadTooLargeError()
+async def _refuse_too_large(send: Send, request_id: str, limit: BodyLimit) -> None:
+    error = PayloadTooLargeError(f"the request body is over {limit.named}")
     body = json.dumps(
         {"error": {"code": error.code, "message": error.message, "correlationId": request_id}}
     ).encode()

@@ -20,6 +20,7 @@ from ..errors import (
     PayloadTooLargeError,
     UnauthorizedError,
     UnavailableError,
+    UnsupportedMediaTypeError,
     UrlSourcesDisabledError,
     ValidationFailedError,
 )
@@ -74,6 +75,7 @@ CLIPS: tuple[type[ClipperError], ...] = (
     *CREATING,
     ClipTooLongError,
     ConflictError,
+    UnsupportedMediaTypeError,
     UrlSourcesDisabledError,
 )
 

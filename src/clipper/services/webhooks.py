@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..db.models import Job
 from ..db.repositories import ApiKeyRepository, JobRepository
 from ..domain.jobs import JobStatus
+from ..domain.timecode import format_timecode
 from ..fetch.download import pinned_request
 from ..fetch.guard import ForbiddenUrlError, check_url
 from ..logs import httpx_unlogged
@@ -86,10 +87,20 @@ def job_event(job: Job) -> dict[str, Any]:
     if status is JobStatus.DONE:
         links["result"] = f"/api/jobs/{job.id}/result"
     error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
+    # As GET /api/jobs/{id} spells them: where a fast cut's clip really starts matters to
+    # whoever lines it up with the source.
+    actual_start = None if job.actual_start_ms is None else format_timecode(job.actual_start_ms)
     return {
         "type": f"job.{status}",
         "timestamp": job.updated_at.isoformat(),
-        "data": {"jobId": str(job.id), "status": str(status), "error": error, "links": links},
+        "data": {
+            "jobId": str(job.id),
+            "status": str(status),
+            "cut": job.cut_mode,
+            "actualStart": actual_start,
+            "error": error,
+            "links": links,
+        },
     }
 
 

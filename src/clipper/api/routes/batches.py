@@ -11,7 +11,7 @@ from ...services.batches import create_batch
 from ...services.jobs import IdempotencyConflictError
 from ...services.quotas import check_active_jobs
 from ..clip_requests import check_uploads, check_url, to_clip_requests
-from ..deps import CallerDep, ResourcesDep, get_caller
+from ..deps import CallerDep, ResourcesDep, get_caller, json_body
 from ..limits import count_request
 from ..openapi import CLIPS, error_responses
 from ..schemas import BatchAccepted, BatchCreate, JobAccepted
@@ -24,6 +24,7 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(get_
     status_code=status.HTTP_202_ACCEPTED,
     response_model=BatchAccepted,
     responses=error_responses(*CLIPS),
+    dependencies=[Depends(json_body)],
 )
 async def create(
     body: BatchCreate,

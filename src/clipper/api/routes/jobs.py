@@ -28,7 +28,7 @@ from ...services.jobs import (
 )
 from ...services.quotas import check_active_jobs
 from ..clip_requests import check_uploads, check_url, to_clip_request
-from ..deps import CallerDep, ResourcesDep, get_caller
+from ..deps import CallerDep, ResourcesDep, get_caller, json_body
 from ..limits import count_request
 from ..openapi import CLIPS, KEYED, error_responses
 from ..schemas import (
@@ -52,6 +52,7 @@ ONE_JOB = (*KEYED, NotFoundError, ValidationFailedError)
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobAccepted,
     responses=error_responses(*CLIPS),
+    dependencies=[Depends(json_body)],
 )
 async def create(
     body: JobCreate,

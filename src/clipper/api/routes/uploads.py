@@ -115,7 +115,7 @@ async def upload(request: Request, resources: ResourcesDep, caller: CallerDep) -
     except TooLargeError:
         if limits is not None and room is not None and room < largest:
             raise upload_quota_error(limits) from None
-        message = f"the file is over MAX_INPUT_MB ({settings.max_input_mb:g} MB)"
+        message = f"the file is over {settings.max_input_mb:g} MB (MAX_INPUT_MB)"
         raise PayloadTooLargeError(message) from None
     return await accept_upload(resources, caller, limits, key, size)
 
