@@ -102,6 +102,7 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine, turning an unreachable database into one clear line."""
     import psycopg
     from psycopg_pool import PoolTimeout
+    from sqlalchemy import exc as sa_exc
 
     from ..worker.service import StartupError
 
@@ -111,6 +112,9 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
         fail(f"cannot reach the database named by DATABASE_URL: {exc}")
     except psycopg.OperationalError as exc:
         fail(f"cannot reach the database named by DATABASE_URL: {_reason(exc)}")
+    except sa_exc.OperationalError as exc:  # SQLAlchemy's wrapper of psycopg's (the services')
+        reason = _reason(exc.orig) if isinstance(exc.orig, psycopg.Error) else "it failed"
+        fail(f"cannot reach the database named by DATABASE_URL: {reason}")
     except StartupError as exc:
         fail(str(exc))
 
@@ -120,6 +124,9 @@ async def queue_adapter(settings: Settings) -> AsyncIterator[QueueAdapter]:
     from ..queue import QueueAdapter
 
     url = database_url_or_exit(settings)
+    # First one plain connection: an unreachable database is then libpq's reason in one line,
+    # not the pool's retries and its time-out.
+    await asyncio.to_thread(database_reachable_or_exit, url, settings)
     # One-shot commands: a person is waiting, so give up on an unreachable database sooner.
     config = dataclasses.replace(settings.queue_config(), startup_timeout_seconds=5.0)
     adapter = QueueAdapter(url, config)

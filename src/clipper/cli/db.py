@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._runtime import database_url_or_exit, settings_or_exit
+from ._runtime import database_reachable_or_exit, database_url_or_exit, settings_or_exit
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 app = typer.Typer(
     help="Manage the database schema (Alembic migrations of the queue and, later, the jobs).",
@@ -23,8 +26,8 @@ def upgrade(
     """Apply migrations up to REVISION. Safe to run again: applied ones are skipped."""
     from ..db import migrate
 
-    settings = settings_or_exit()
-    migrate.upgrade(database_url_or_exit(settings), settings.queue_schema, revision)
+    settings, url = _database()
+    migrate.upgrade(url, settings.queue_schema, revision)
     typer.echo(f"database upgraded to {revision}")
 
 
@@ -35,8 +38,8 @@ def downgrade(
     """Revert migrations down to REVISION (drops what later ones created, data included)."""
     from ..db import migrate
 
-    settings = settings_or_exit()
-    migrate.downgrade(database_url_or_exit(settings), settings.queue_schema, revision)
+    settings, url = _database()
+    migrate.downgrade(url, settings.queue_schema, revision)
     typer.echo(f"database downgraded to {revision}")
 
 
@@ -45,5 +48,14 @@ def current() -> None:
     """Show the revision the database is at."""
     from ..db import migrate
 
+    settings, url = _database()
+    migrate.current(url, settings.queue_schema)
+
+
+def _database() -> tuple[Settings, str]:
+    """The settings and the database's URL, once it answers: an unreachable database is one
+    line naming DATABASE_URL, not Alembic's traceback."""
     settings = settings_or_exit()
-    migrate.current(database_url_or_exit(settings), settings.queue_schema)
+    url = database_url_or_exit(settings)
+    database_reachable_or_exit(url, settings)
+    return settings, url

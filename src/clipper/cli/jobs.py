@@ -11,7 +11,7 @@ from rich.progress import Progress
 
 from ..domain.tenancy import OPERATOR
 from ..errors import ClipperError
-from ._runtime import database_url_or_exit, fail, run, settings_or_exit
+from ._runtime import database_url_or_exit, fail, queue_adapter, run, settings_or_exit
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -116,7 +116,6 @@ def cancel(job_id: Annotated[uuid.UUID, typer.Argument(help="The job's id.")]) -
     never runs, a processing one has its FFmpeg (or fetch) stopped by its worker. Cancelling a
     cancelled job again is harmless; a done or failed job is refused (exit code 1)."""
     from ..db.session import create_engine, session_factory
-    from ..queue import QueueAdapter
     from ..services.cancel import cancel_job
 
     settings = settings_or_exit()
@@ -124,14 +123,11 @@ def cancel(job_id: Annotated[uuid.UUID, typer.Argument(help="The job's id.")]) -
 
     async def main() -> str:
         engine = create_engine(url, pool_size=1)
-        queue = QueueAdapter(url, settings.queue_config())
-        await queue.start()
         try:
-            async with session_factory(engine).begin() as session:
+            async with queue_adapter(settings) as queue, session_factory(engine).begin() as session:
                 job = await cancel_job(session, queue, job_id, OPERATOR, settings.keep_finished_for)
                 return f"job {job.id} is {job.status}"
         finally:
-            await queue.shutdown()
             await engine.dispose()
 
     try:
