@@ -105,4 +105,4 @@ def test_a_good_range_does_reach_the_api(api: _Recorder, tmp_path: Path) -> None
         "clip", str(source), "--start", "00:00:01", "--end", "00:00:02", CLIPPER_API_URL=api.url
     )
     assert result.returncode == 2
-    assert api.requests == ["POST /api/uploads"]
+    assert api.requests == ["POST /api/uploads/resumable"]

@@ -20,7 +20,8 @@ from .metrics import ApiMetrics
 from .middleware import BodyLimit, RequestContextMiddleware
 from .openapi import install_openapi
 from .resources import Resources
-from .routes import batches, dlq, files, health, jobs, uploads
+from .routes import batches, dlq, files, health, jobs, resumable_uploads, uploads
+from .tus import TusHeadersMiddleware
 
 DESCRIPTION = """Clip jobs on demand. `POST /api/jobs` stores and enqueues a job in one
 transaction and answers 202 at once; poll `GET /api/jobs/{id}` or read its events.
@@ -81,9 +82,10 @@ def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None
         max_body=BodyLimit(
             settings.max_request_bytes, f"{settings.max_request_bytes} bytes (MAX_REQUEST_BYTES)"
         ),
-        # Uploads are the one route that takes large bodies; they stream to disk. (Room for
-        # the multipart framing: the file itself is held to MAX_INPUT_MB by the route.)
-        max_body_by_path={
+        # Uploads (in one request, or a resumable upload's parts) are the one kind of request
+        # with large bodies; they stream to disk. (Room for the multipart framing: the file
+        # itself is held to MAX_INPUT_MB by the routes.)
+        max_body_under={
             "/api/uploads": BodyLimit(
                 int(settings.max_input_mb * 2**20) + 2**20,
                 f"{settings.max_input_mb:g} MB (MAX_INPUT_MB)",
@@ -91,8 +93,11 @@ def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None
         },
         metrics=metrics.http,
     )
+    # Outermost, so that every answer under /api/uploads/resumable has Tus-Resumable, the
+    # 413s above included.
+    app.add_middleware(TusHeadersMiddleware)
     install_error_handlers(app)
-    for module in (batches, jobs, uploads, files, dlq):
+    for module in (batches, jobs, uploads, resumable_uploads, files, dlq):
         app.include_router(module.router)
     app.include_router(health.router, dependencies=[Depends(metrics_need_an_admin)])
     return app

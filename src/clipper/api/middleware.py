@@ -36,11 +36,15 @@ class RequestContextMiddleware:
         app: ASGIApp,
         max_body: BodyLimit,
         metrics: HttpMetrics,
-        max_body_by_path: dict[str, BodyLimit] | None = None,
+        max_body_under: dict[str, BodyLimit] | None = None,
     ) -> None:
+        """`max_body_under`: other limits for the paths at or under a prefix (`/api/uploads`
+        covers `/api/uploads/resumable/{id}` too), the longest prefix first."""
         self.app = app
         self.max_body = max_body
-        self.max_body_by_path = max_body_by_path or {}
+        self.max_body_under = sorted(
+            (max_body_under or {}).items(), key=lambda item: len(item[0]), reverse=True
+        )
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -66,7 +70,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            limit = self.max_body_by_path.get(scope["path"], self.max_body)
+            limit = self._limit(scope["path"])
             declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit.bytes:
                 await _refuse_too_large(send_with_id, request_id, limit)
@@ -79,6 +83,12 @@ class RequestContextMiddleware:
                 time.perf_counter() - started
             )
             correlation_id.reset(token)
+
+    def _limit(self, path: str) -> BodyLimit:
+        for prefix, limit in self.max_body_under:
+            if path == prefix or path.startswith(prefix + "/"):
+                return limit
+        return self.max_body
 
     async def _call_limited(
         self, scope: Scope, receive: Receive, send: Send, request_id: str, limit: BodyLimit

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from ..domain.jobs import Priority
 from ..domain.timecode import parse_timecode
@@ -113,13 +120,33 @@ def _check(response: httpx.Response) -> dict[str, Any]:
 
 
 def _upload(client: httpx.Client, source: Path) -> str:
-    size = source.stat().st_size
-    with _bar() as progress, source.open("rb") as file:
-        task = progress.add_task("upload", total=size)
-        # httpx only calls read() on an upload, which _Reading provides.
-        reader = cast(BinaryIO, _Reading(file, progress, task))
-        response = client.post("/api/uploads", files={"file": (source.name, reader)})
-    return str(_check(response)["uploadKey"])
+    """A resumable upload (tus, see _resumable.py): a dropped connection is resumed where the
+    server stands, a few times in a row at most."""
+    from ._resumable import UploadFailedError, UploadRefusedError, upload
+
+    # Kept on screen when done (bytes, rate, time), unlike the download's.
+    with Progress(
+        TextColumn("{task.description:<8}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    ) as progress:
+        task = progress.add_task("upload", total=source.stat().st_size)
+        try:
+            return upload(
+                client,
+                source,
+                on_progress=lambda sent: progress.update(task, completed=sent),
+                on_event=lambda line: progress.console.print(line, highlight=False),
+            )
+        except UploadRefusedError as refused:
+            progress.stop()
+            _check(refused.response)
+            raise  # a refusal _check would pass: none is
+        except UploadFailedError as failed:
+            progress.stop()
+            fail(str(failed), code=1)
 
 
 def _spans(start: str | None, end: str | None, ranges: list[str]) -> list[tuple[str, str]]:
@@ -253,19 +280,3 @@ def _bar() -> Progress:
     return Progress(
         TextColumn("{task.description:<8}"), BarColumn(), DownloadColumn(), transient=True
     )
-
-
-class _Reading:
-    """A file httpx reads for the upload, advancing a progress bar as it goes."""
-
-    def __init__(self, file: BinaryIO, progress: Progress, task: TaskID) -> None:
-        self._file, self._progress, self._task = file, progress, task
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self._file.read(size)
-        self._progress.advance(self._task, len(chunk))
-        return chunk
-
-    def __iter__(self) -> Iterator[bytes]:
-        while chunk := self.read(1 << 20):
-            yield chunk

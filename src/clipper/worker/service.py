@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from ..db.session import create_engine, session_factory
 from ..queue import Consumer, QueueAdapter
 from ..services.processing import JobRunner, Processor
+from ..services.resumable import partial_uploads
 from ..services.retention import cleanup_batch_media, cleanup_expired_jobs, cleanup_old_uploads
 from ..services.webhooks import WEBHOOK_DELIVERIES_PER_KEY, WEBHOOK_QUEUE
 from ..settings import Settings
@@ -137,14 +138,17 @@ class Worker:
                     sessions, storage, self._settings.retention_hours
                 )
                 batches = await cleanup_batch_media(sessions, storage)
-                if result.deleted or result.kept or uploads or batches:
+                partials = await partial_uploads(self._settings.data_dir).sweep()
+                if result.deleted or result.kept or uploads or batches or partials:
                     logger.info(
                         "retention: %d expired job(s) deleted, %d kept for next run, "
-                        "%d old upload(s) deleted, %d finished batch(es)' media deleted",
+                        "%d old upload(s) deleted, %d finished batch(es)' media deleted, "
+                        "%d expired resumable upload(s) deleted",
                         result.deleted,
                         result.kept,
                         uploads,
                         batches,
+                        partials,
                     )
             except Exception as exc:
                 logger.error("job retention failed: %s: %s", type(exc).__name__, exc)

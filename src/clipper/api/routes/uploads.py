@@ -15,6 +15,7 @@ from ...errors import (
 from ...services.quotas import Limits, check_upload_bytes, upload_quota_error, upload_room
 from ...services.sources import CheckedUpload, UnusableUploadError, check_upload
 from ...services.uploads import record_upload
+from ...settings import Settings
 from ...storage import TooLargeError, new_upload_key, source_key
 from ..auth import Caller
 from ..deps import CallerDep, ResourcesDep, get_caller
@@ -115,9 +116,13 @@ async def upload(request: Request, resources: ResourcesDep, caller: CallerDep) -
     except TooLargeError:
         if limits is not None and room is not None and room < largest:
             raise upload_quota_error(limits) from None
-        message = f"the file is over {settings.max_input_mb:g} MB (MAX_INPUT_MB)"
-        raise PayloadTooLargeError(message) from None
+        raise file_too_large(settings) from None
     return await accept_upload(resources, caller, limits, key, size)
+
+
+def file_too_large(settings: Settings) -> PayloadTooLargeError:
+    """An upload over MAX_INPUT_MB, in one request or resumable: the same words for both."""
+    return PayloadTooLargeError(f"the file is over {settings.max_input_mb:g} MB (MAX_INPUT_MB)")
 
 
 async def accept_upload(
