@@ -93,9 +93,11 @@ def test_clipper_clip_makes_a_clip_and_a_failed_job_alerts_the_webhook(
                 "clip",
                 str(sample),
                 "--start",
-                "00:00:04",
+                "00:00:05",
                 "--end",
                 "00:00:14",
+                "--cut",
+                "fast",  # from the keyframe before 5 s: the sample has one every 2 s
                 "--out",
                 str(tmp_path / "clip.mp4"),
             ],
@@ -107,8 +109,9 @@ def test_clipper_clip_makes_a_clip_and_a_failed_job_alerts_the_webhook(
         )
         assert clipped.returncode == 0, clipped.stderr
         assert "clip saved to" in clipped.stdout
+        assert "(from 00:00:04.000)" in clipped.stdout  # where the fast cut really starts
         info = asyncio.run(probe(tmp_path / "clip.mp4"))
-        assert abs(info.duration_ms - 10_000) <= DURATION_TOLERANCE_MS
+        assert abs(info.duration_ms - 10_000) <= DURATION_TOLERANCE_MS  # 4-14 s, not 5-14 s
         assert "signature=" not in clipped.stderr.replace("signature=***", "")
 
         with httpx.Client(base_url=address, timeout=10) as api, sample.open("rb") as file:

@@ -18,6 +18,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from ..domain.clips import CutMode
 from ..domain.jobs import Priority
 from ..domain.timecode import parse_timecode
 from ._runtime import fail, settings_or_exit
@@ -62,6 +63,14 @@ def clip(
     priority: Annotated[
         Priority, typer.Option(help="The queue runs fast jobs before normal before bulk.")
     ] = Priority.NORMAL,
+    cut: Annotated[
+        CutMode,
+        typer.Option(
+            help="exact: from the frame on screen at --start (re-encodes unless it is a "
+            "keyframe); fast: from the keyframe at or before it, always stream copy (it may "
+            "start seconds early: the saved line says where)."
+        ),
+    ] = CutMode.EXACT,
     api: ApiOption = None,
 ) -> None:
     """Cut clips from a file: upload it, make the jobs, follow their progress, download the
@@ -82,14 +91,16 @@ def clip(
     with httpx.Client(base_url=api or _api_url(settings), headers=headers, timeout=60) as client:
         try:
             upload_key = _upload(client, source)
-            job_ids = _create(client, upload_key, spans, priority)
-            _follow(client, job_ids)
+            job_ids = _create(client, upload_key, spans, priority, cut)
+            jobs = _follow(client, job_ids)
             for job_id, saved_as in zip(job_ids, targets, strict=True):
                 _download(client, job_id, saved_as)
         except httpx.TransportError as exc:
             fail(f"cannot reach the Clipper API at {client.base_url} ({exc}); is it running?")
-    for saved_as in targets:
-        typer.echo(f"clip saved to {saved_as}")
+    for job_id, saved_as in zip(job_ids, targets, strict=True):
+        job = jobs[job_id]
+        moved = job.get("actualStart") not in (None, job["start"])
+        typer.echo(f"clip saved to {saved_as}" + (f" (from {job['actualStart']})" if moved else ""))
 
 
 def sample_video(
@@ -196,10 +207,19 @@ def _targets(target: Path, count: int) -> list[Path]:
 
 
 def _create(
-    client: httpx.Client, upload_key: str, spans: list[tuple[str, str]], priority: Priority
+    client: httpx.Client,
+    upload_key: str,
+    spans: list[tuple[str, str]],
+    priority: Priority,
+    cut: CutMode,
 ) -> list[str]:
     """One job (POST /api/jobs), or several as one batch (POST /api/jobs/batch): their ids."""
-    source = {"sourceType": "upload", "uploadKey": upload_key, "priority": priority.value}
+    source = {
+        "sourceType": "upload",
+        "uploadKey": upload_key,
+        "priority": priority.value,
+        "cut": cut.value,
+    }
     if len(spans) > 1:
         clips = [{"start": start, "end": end} for start, end in spans]
         batch = _check(client.post("/api/jobs/batch", json={**source, "clips": clips}))
@@ -209,9 +229,9 @@ def _create(
     return [str(job["id"])]
 
 
-def _follow(client: httpx.Client, job_ids: list[str]) -> None:
+def _follow(client: httpx.Client, job_ids: list[str]) -> dict[str, dict[str, Any]]:
     """One bar over all the jobs: their progress summed; the stage of a single job, or how
-    many of several are done."""
+    many of several are done. Returns the jobs as they ended (all done)."""
     with Progress(
         TextColumn("{task.description:<8}"),
         BarColumn(),
@@ -236,7 +256,7 @@ def _follow(client: httpx.Client, job_ids: list[str]) -> None:
                     error = job["error"]
                     fail(f"{which} failed: {error['code']}: {error['message']}", code=1)
             if all(job["status"] == "done" for job in jobs.values()):
-                return
+                return jobs
             time.sleep(0.25)
 
 
