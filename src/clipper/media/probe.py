@@ -5,18 +5,27 @@ SIGNING_KEY. The child gets an empty environment, a memory limit and a time limi
 process group is killed when it runs over or the caller is cancelled; any failure of the
 child is the same UnreadableMediaError as a file FFmpeg cannot read.
 
-Starting the child costs about 50 ms per call (an interpreter and FFmpeg's libraries), so
-the upload route asks its two questions in one call (`probe_upload`)."""
+Starting an interpreter and FFmpeg's libraries costs ~65 ms, and a clip job probes three times:
+so the children are forked by a server (probe_child.py's `serve`) started once per process, on
+the first probe, which imports PyAV and then only forks. The server has the same isolation as
+a child (no environment, cwd /, a session of its own) and never opens a file; each child
+confines itself before it opens one. A server that is gone (killed, crashed) is replaced on the
+next probe; the server ends when this process does (its socket to us closes). Linux only: the
+server takes requests on a SOCK_SEQPACKET socket and reaps its children by pidfd."""
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import logging
 import os
 import signal
+import socket
+import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,10 +127,20 @@ async def _describe(path: Path, timeout_seconds: float) -> MediaInfo:
         or not all(isinstance(language, str) for language in languages)
     ):
         raise _garbled(path, "info")
+    video_codec, audio_codec = (None if c is None else c[:_NAME_LIMIT] for c in codecs)
     return MediaInfo(
-        **{key: fields[key] for key in (*_NUMBERS, *_FLAGS)},
-        **{key: None if fields[key] is None else fields[key][:_NAME_LIMIT] for key in _CODECS},
+        duration_ms=fields["duration_ms"],
+        has_video=fields["has_video"],
+        has_audio=fields["has_audio"],
+        subtitle_streams=fields["subtitle_streams"],
+        start_spread_ms=fields["start_spread_ms"],
         subtitle_languages=tuple(languages),
+        video_codec=video_codec,
+        audio_codec=audio_codec,
+        width=fields["width"],
+        height=fields["height"],
+        bit_depth=fields["bit_depth"],
+        hdr=fields["hdr"],
     )
 
 
@@ -138,52 +157,38 @@ def _absolute(path: Path) -> str:
 
 
 async def _ask(path: Path, command: str, *extra: str, timeout_seconds: float) -> dict[str, object]:
-    """Run the child's `command` on `path` and return its answer; an unreadable file, a
-    time-out, a crash or a garbled answer is UnreadableMediaError."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-I",  # isolated: no PYTHON* variables, no user site, not the script's folder
-        str(_CHILD),
-        str(PROBE_MEMORY_BYTES),
-        command,
-        _absolute(path),
-        *extra,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={},  # nothing of ours: no DATABASE_URL, SIGNING_KEY or any other secret
-        cwd="/",
-        start_new_session=True,  # its own group, killed whole
-    )
-    assert process.stdout is not None
-    assert process.stderr is not None
+    """Have a child of the probe server run `command` on `path` and return its answer; an
+    unreadable file, a time-out, a crash or a garbled answer is UnreadableMediaError."""
+    request = json.dumps(
+        {
+            "memory": PROBE_MEMORY_BYTES,
+            "command": command,
+            "path": _absolute(path),
+            "arguments": list(extra),
+        }
+    ).encode()
     try:
         async with asyncio.timeout(timeout_seconds):
-            output, errors = await asyncio.gather(
-                _head(process.stdout, _OUTPUT_LIMIT), _head(process.stderr, _OUTPUT_LIMIT)
-            )
-            await process.wait()
+            output, errors = await _exchange(request, path)
     except TimeoutError:
         logger.warning("probing %s took over %g s; killed", path, timeout_seconds)
         raise UnreadableMediaError(
             f"cannot read the input: reading it took over {timeout_seconds:g} s"
         ) from None
-    finally:
-        if process.returncode is None:  # timed out, or the caller was cancelled
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-        # Shielded: a second cancellation must not stop the reaping half-way.
-        await asyncio.shield(process.wait())
-    if process.returncode != 0:
+    # The server's word comes last, after the child has ended: its exit status. Without it
+    # the server died, or the child wrote past the limit.
+    body, newline, status = output.rpartition(b"\n")
+    returncode = _exit_status(status) if newline else None
+    if returncode != 0:
         logger.warning(
             "probing %s failed: the child exited with %s: %s",
             path,
-            process.returncode,
+            "no status" if returncode is None else returncode,
             errors.decode(errors="replace")[-_LOGGED_ERRORS:],
         )
         raise UnreadableMediaError("cannot read the input: reading it failed")
     try:
-        answer = json.loads(output)
+        answer = json.loads(body)
     except ValueError:
         raise _garbled(path, "JSON") from None
     if not isinstance(answer, dict):
@@ -199,11 +204,210 @@ async def _ask(path: Path, command: str, *extra: str, timeout_seconds: float) ->
 
 async def _head(stream: asyncio.StreamReader, limit: int) -> bytes:
     """The first `limit` bytes of `stream`, read to its end: the child is never blocked on a
-    full pipe, and the parent never holds more than `limit`."""
+    full socket, and the parent never holds more than `limit`."""
     kept = bytearray()
     while chunk := await stream.read(1 << 16):
         kept += chunk[: limit - len(kept)]
     return bytes(kept)
+
+
+# How long a killed child may take to be reaped (the server closes our socket once it has been)
+# before we stop waiting: only a child that escaped its group could keep the socket open.
+_REAP_SECONDS = 5.0
+
+
+async def _exchange(request: bytes, path: Path) -> tuple[bytes, bytes]:
+    """What a child of the server answered `request` (after its pid line: its output, then the
+    server's exit status) and what it wrote on stderr. A request the server dropped unread,
+    because it was gone or going, is sent once more, to a new server: no child has read the
+    file for it yet."""
+    for _ in range(2):
+        with contextlib.suppress(_ServerGone):
+            return await _request(request)
+    logger.warning("probing %s failed: the probe server ended before it answered", path)
+    raise UnreadableMediaError("cannot read the input: reading it failed")
+
+
+async def _request(request: bytes) -> tuple[bytes, bytes]:
+    """One try at `request`: the server is sent the request and the far ends of two sockets,
+    the child's stdout and stderr. _ServerGone when the server dropped it unread."""
+    answer, answer_end = socket.socketpair()
+    errors, errors_end = socket.socketpair()
+    writers: list[asyncio.StreamWriter] = []
+    try:
+        # Readers first: once the request is sent, nothing may stop us reaching the `finally`
+        # that kills its child.
+        answer_reader, writer = await asyncio.open_connection(sock=answer)
+        writers.append(writer)
+        errors_reader, writer = await asyncio.open_connection(sock=errors)
+        writers.append(writer)
+        server = _send(request, [answer_end.fileno(), errors_end.fileno()])
+    except BaseException:
+        for writer in writers:
+            writer.close()
+        answer.close()
+        errors.close()
+        raise
+    finally:
+        answer_end.close()  # the server has its own copies now
+        errors_end.close()
+    pid: int | None = None
+    introduced = False  # the pid line has been read (or what came instead of it)
+    try:
+        try:
+            line = await answer_reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as ended:  # the end of the socket, before a newline
+            if not ended.partial:  # no child wrote a byte, and neither did the server
+                introduced = True
+                _discard(server)
+                raise _ServerGone from None
+            line = ended.partial
+        except asyncio.LimitOverrunError:  # no pid line: the rest tells what went wrong
+            line = b""
+        introduced = True
+        pid = _pid(line)
+        output, error_output = await asyncio.gather(
+            _head(answer_reader, _OUTPUT_LIMIT), _head(errors_reader, _OUTPUT_LIMIT)
+        )
+        return (output if pid is not None else b""), error_output
+    finally:
+        # Shielded: a second cancellation must not stop the killing and reaping half-way.
+        await asyncio.shield(_end(answer_reader, pid, introduced, writers))
+
+
+async def _end(
+    answer: asyncio.StreamReader,
+    pid: int | None,
+    introduced: bool,
+    writers: list[asyncio.StreamWriter],
+) -> None:
+    """After a request, answered or not (timed out, or the caller was cancelled): its child's
+    group killed if the child has not been reaped yet, the reaping waited for (the server closes
+    our socket once it has reaped it), and our sockets closed."""
+    try:
+        if not answer.at_eof():
+            async with asyncio.timeout(_REAP_SECONDS):
+                if not introduced:  # sent, but cancelled before the child said who it is
+                    with contextlib.suppress(
+                        asyncio.IncompleteReadError, asyncio.LimitOverrunError
+                    ):
+                        pid = _pid(await answer.readuntil(b"\n"))
+                if pid is not None:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(pid, signal.SIGKILL)
+                while await answer.read(1 << 16):
+                    pass
+    except TimeoutError:
+        logger.warning("a killed probe child was not reaped within %g s", _REAP_SECONDS)
+    finally:
+        for writer in writers:
+            writer.close()
+        for writer in writers:
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+
+def _pid(line: bytes) -> int | None:
+    """The child's pid from its first line (written before it opened the file), if it is one."""
+    digits = line.removesuffix(b"\n")
+    if not (digits.isdigit() and len(digits) <= 10):
+        return None
+    pid = int(digits)
+    return pid if pid > 1 else None
+
+
+def _exit_status(status: bytes) -> int | None:
+    """The exit status the server wrote after the child's output (-N: killed by signal N)."""
+    try:
+        return int(status) if len(status) <= 8 else None
+    except ValueError:
+        return None
+
+
+class _ServerGone(Exception):
+    """The probe server ended, or takes no requests, and dropped a request unread."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Server:
+    process: subprocess.Popen[bytes]
+    control: socket.socket  # our end of the socket it takes requests on (non-blocking)
+
+
+# One server per process, shared by every event loop (each request has its own sockets, on its
+# caller's loop). The lock is only held to look at or replace it, never across an await: the
+# loops of several threads may probe at once.
+_server: _Server | None = None
+_server_lock = threading.Lock()
+
+
+def _send(request: bytes, channels: list[int]) -> _Server:
+    """Hand `request` and the `channels` to the server (started first if there is none, or it
+    has ended), and return that server. A send never waits: it fits in the socket's buffer."""
+    global _server
+    with _server_lock:
+        if _server is not None and _server.process.poll() is not None:  # it has ended: reaped
+            _server.control.close()
+            _server = None
+        if _server is None:
+            _server = _start_server()
+        server = _server
+    try:
+        socket.send_fds(server.control, [request], channels, socket.MSG_NOSIGNAL)
+    except OSError:  # it has ended (EPIPE), or has stopped taking requests (a full buffer)
+        _discard(server)
+        raise _ServerGone from None
+    return server
+
+
+def _start_server() -> _Server:
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        with theirs:
+            process = subprocess.Popen(
+                # Isolated: no PYTHON* variables, no user site, not the script's folder.
+                [sys.executable, "-I", str(_CHILD), "serve", str(theirs.fileno())],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # its children write to the sockets of requests
+                env={},  # nothing of ours: no DATABASE_URL, SIGNING_KEY or any other secret
+                cwd="/",
+                start_new_session=True,  # out of our group: a Ctrl-C in a terminal is ours
+                pass_fds=(theirs.fileno(),),
+            )
+    except BaseException:
+        ours.close()
+        raise
+    # Never block the event loop: a server that stops reading is replaced (see _send).
+    ours.setblocking(False)
+    return _Server(process, ours)
+
+
+def _discard(server: _Server) -> None:
+    """Stop using `server`, which dropped a request or takes none: the next probe starts a new
+    one. Its children, if any, die with it (their PDEATHSIG)."""
+    global _server
+    with _server_lock:
+        if _server is server:
+            _server = None
+    _stop(server)
+
+
+def _stop(server: _Server) -> None:
+    server.control.close()
+    server.process.kill()  # a no-op once it has been reaped
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.process.wait(timeout=_REAP_SECONDS)  # killed: at once, in practice
+
+
+@atexit.register
+def _stop_at_exit() -> None:
+    # Not needed for the server to end (its socket to us closes as we exit), but it leaves no
+    # process behind for anyone who waits on our children.
+    global _server
+    with _server_lock:
+        server, _server = _server, None
+    if server is not None:
+        _stop(server)
 
 
 def _garbled(path: Path, what: str) -> UnreadableMediaError:

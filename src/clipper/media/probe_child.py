@@ -1,9 +1,19 @@
 """The probe's child process: FFmpeg's demuxers (through PyAV) parse an untrusted file here, in
 a process of its own, never in the API or worker that hold DATABASE_URL and SIGNING_KEY.
 
-Run by clipper.media.probe as `python -I probe_child.py MEMORY_BYTES COMMAND PATH [AT_MS]`,
+Run by clipper.media.probe as a server, `python -I probe_child.py serve CONTROL_FD`,
 by file path and in isolated mode, so it imports nothing of Clipper and reads no PYTHON*
-variables. It prints one JSON object on stdout:
+variables. The server imports PyAV once and never opens a file itself: each request it takes
+on the socket CONTROL_FD (a SOCK_SEQPACKET message: the request as JSON, and two sockets
+passed with it) is answered by a child forked for it alone, which confines itself (`_confine`)
+before it touches the file, and ends after the one answer. A fork costs a few milliseconds,
+where starting an interpreter and importing PyAV cost ~65 ms. On the first socket the child
+writes its pid and a newline (the caller kills its group by it), then its JSON answer; the
+second socket is its stderr. Once the server has reaped the child, it adds a newline and the
+child's exit status (a negative signal number for a crash) to the first socket, and closes it.
+
+`python -I probe_child.py MEMORY_BYTES COMMAND PATH [AT_MS]` answers one request and exits
+(by hand, to see what a file does to the child). Either way the answer is one JSON object:
 
 - `describe`: {"info": {...the MediaInfo fields...}}, {"truncated": reason} (the header
   promises more than the file holds), {"corrupt": reason} (its first frame does not decode)
@@ -16,15 +26,19 @@ description of the error is passed on."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import math
 import os
 import resource
+import select
 import signal
+import socket
 import sys
+import traceback
 from fractions import Fraction
-from typing import Any
+from typing import Any, NoReturn
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -78,9 +92,9 @@ def _describe(path: str) -> dict[str, Any]:
             "bit_depth": _bit_depth(video) if video is not None else 0,
             "hdr": video is not None and video.codec_context.color_trc in _HDR_TRANSFERS,
         }
-    if seconds > 0 and (video is not None or audio is not None):
-        if (broken := _broken(path, seconds)) is not None:
-            return broken
+    playable = video is not None or audio is not None
+    if seconds > 0 and playable and (broken := _broken(path, seconds)) is not None:
+        return broken
     return {"info": info}
 
 
@@ -211,7 +225,87 @@ def _answer(command: str, path: str, arguments: list[str]) -> dict[str, Any]:
         return {"unreadable": "it holds values FFmpeg cannot make sense of"}
 
 
+# A request is a path and a few words (probe.py writes it); a longer message is dropped.
+_REQUEST_LIMIT = 1 << 16
+
+
+def _serve(control_fd: int) -> NoReturn:
+    """Fork a child for each request on `control_fd` until the API or worker that started us
+    is gone: then its end of the socket closes, even when it was SIGKILLed, and even when that
+    happened before we got here. (That, not a PDEATHSIG, is our tie to it: a PDEATHSIG comes
+    when the *thread* that started us ends, and a caller may probe from a short-lived thread's
+    event loop.)"""
+    import av  # noqa: F401  once, here: every child forked from now on starts with it loaded
+
+    server = os.getpid()  # what a child's getppid() is while we live
+    control = socket.socket(fileno=control_fd)
+    poller = select.poll()
+    poller.register(control, select.POLLIN)
+    # pidfd -> (pid, the child's first socket): the status is written there once it is reaped.
+    children: dict[int, tuple[int, socket.socket]] = {}
+    while True:
+        for fd, _events in poller.poll():
+            if fd in children:
+                pid, answer = children.pop(fd)
+                poller.unregister(fd)
+                os.close(fd)
+                _, status = os.waitpid(pid, 0)  # it has ended: this does not block
+                with contextlib.suppress(OSError):  # the caller gave up and closed its end
+                    answer.sendall(b"\n%d" % os.waitstatus_to_exitcode(status))
+                # The caller reads to the end of this socket: so its end comes after the reaping.
+                answer.close()
+                continue
+            message, fds, flags, _address = socket.recv_fds(control, _REQUEST_LIMIT, 2)
+            if not message and not fds:  # the end of the socket: our caller is gone
+                os._exit(0)  # our children die with us (their PDEATHSIG)
+            if len(fds) != 2 or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+                for received in fds:
+                    os.close(received)
+                continue
+            answer_fd, errors_fd = fds
+            try:
+                request = json.loads(message)  # parsed here: never raised in a forked child
+                pid = os.fork()
+            except (ValueError, OSError):  # the caller sees its sockets close empty
+                os.close(answer_fd)
+                os.close(errors_fd)
+                continue
+            if pid == 0:
+                _child(request, answer_fd, errors_fd, server=server)
+            os.close(errors_fd)  # its end comes when the child exits; we keep the answer's
+            pidfd = os.pidfd_open(pid)  # readable once the child has ended
+            children[pidfd] = (pid, socket.socket(fileno=answer_fd))
+            poller.register(pidfd, select.POLLIN)
+
+
+def _child(request: dict[str, Any], answer_fd: int, errors_fd: int, server: int) -> NoReturn:
+    """A forked child's one answer: never returns into the server's loop."""
+    code = 1
+    try:
+        os.setsid()  # a session and group of its own, which the caller kills whole
+        os.dup2(answer_fd, 1)
+        os.dup2(errors_fd, 2)  # FFmpeg's and Python's messages go to the caller
+        # Nothing of the server's and no other request's sockets: a child the file subverts
+        # must not be able to read or write another caller's answer, or take requests.
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        os.write(1, b"%d\n" % os.getpid())  # first, before anything that could hang
+        _confine(int(request["memory"]))
+        if os.getppid() != server:  # the server died before the PDEATHSIG was set
+            os._exit(1)
+        json.dump(_answer(request["command"], request["path"], request["arguments"]), sys.stdout)
+        sys.stdout.flush()
+        code = 0
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            traceback.print_exc()
+            sys.stderr.flush()
+    finally:
+        os._exit(code)  # not a return: the server's loop, and its objects, are not ours
+
+
 def main(argv: list[str]) -> int:
+    if argv[0] == "serve":
+        _serve(int(argv[1]))
     memory_bytes, command, path, *arguments = argv
     _confine(int(memory_bytes))
     json.dump(_answer(command, path, arguments), sys.stdout)
