@@ -131,3 +131,48 @@ def frame_numbers(path: Path) -> list[int]:
         )
         for offset in range(0, len(raw) - size + 1, size)
     ]
+
+
+def make_hdr_video(path: Path, seconds: int = 3, *, size: str = "320x240") -> Path:
+    """10-bit HEVC tagged HDR10 (BT.2020, PQ), with a tone: the kind of file a phone records.
+    25 fps, a keyframe every 2 s; x265's fastest preset, to stay quick."""
+    colour = "colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc"
+    subprocess.run(
+        [
+            ffmpeg_path(),
+            "-y",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={size}:rate=25:duration={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:duration={seconds}",
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p10le",
+            "-x265-params",
+            f"log-level=error:keyint=50:min-keyint=50:{colour}",
+            "-color_primaries",
+            "bt2020",
+            "-color_trc",
+            "smpte2084",
+            "-colorspace",
+            "bt2020nc",
+            "-tag:v",
+            "hvc1",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(path),
+        ],
+        check=True,
+    )
+    return path

@@ -2,8 +2,9 @@
 
 Keys: `sources/{upload id}/source` for uploads, `sources/batch-{batch id}/media` for the
 media a batch of URL-source jobs shares, `results/{job id}/{attempt}/clip.mp4` for
-clips. The API streams uploads in, the worker reads sources and writes clips, retention deletes
-them."""
+clips (`clip.webm`, `clip.m4a`, ... by their container, with `clip.srt`, `poster.jpg` and
+`preview.gif` or `preview.webp` beside them when asked). The API streams uploads in, the
+worker reads sources and writes clips, retention deletes them."""
 
 from __future__ import annotations
 

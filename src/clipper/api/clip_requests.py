@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..domain.clips import ClipRequest, CutMode
 from ..domain.jobs import Priority, SourceType
 from ..domain.tenancy import Scope
-from ..domain.timecode import parse_timecode
+from ..domain.timecode import format_timecode, parse_timecode
 from ..errors import ClipTooLongError, UrlSourcesDisabledError, ValidationFailedError
+from ..services.outputs import check_output, choices_refusal
 from ..services.sources import Refusal, clip_refusal, url_refusal
 from ..services.uploads import reachable_upload
 from ..settings import Settings
@@ -55,6 +56,12 @@ def _check_source(body: JobSource) -> None:
         raise ValidationFailedError.field("subtitlesKey", "needs withSubtitles")
     if body.burn_subtitles and body.cut == "fast":
         raise ValidationFailedError.field("burnSubtitles", "needs an exact cut (it re-encodes)")
+    container = body.output.container
+    if body.burn_subtitles and container is not None and container.audio_only:
+        raise ValidationFailedError.field("burnSubtitles", f"needs video, and {container} has none")
+    # What fails whatever the source; the rest once it is known (check_uploads, the worker).
+    if (refusal := choices_refusal(body.output.to_options(), CutMode(body.cut))) is not None:
+        raise ValidationFailedError.field(f"output.{refusal.field}", refusal.message)
 
 
 def _clip_request(
@@ -73,6 +80,15 @@ def _clip_request(
             f"{settings.clip_max_duration_sec:g} s",
             [{"field": end_field, "message": "makes the clip too long"}],
         )
+    output = source.output.to_options()
+    if output.thumbnail_ms is not None and output.thumbnail_ms >= end_ms - start_ms:
+        lasts = f"lasts {format_timecode(end_ms - start_ms)}"
+        raise ValidationFailedError.field(  # one output for all of a batch's clips
+            "output.thumbnail",
+            f"is at or past the end of the clip ({field_name(at)} {lasts})"
+            if at
+            else f"is at or past the end of the clip (it {lasts})",
+        )
     return ClipRequest(
         source_type=SourceType(source.source_type),
         start_ms=start_ms,
@@ -86,6 +102,7 @@ def _clip_request(
         subtitles_upload_key=source.subtitles_key,
         callback_url=None if source.callback_url is None else str(source.callback_url),
         cut=CutMode(source.cut),
+        output=output,
     )
 
 
@@ -141,6 +158,8 @@ async def check_uploads(
     for index, request in enumerate(requests):
         if (refusal := clip_refusal(media, request)) is not None:
             raise ValidationFailedError.field(_wire_field(refusal, index, batch), refusal.message)
+    if (unfit := check_output(media, source)) is not None:  # one output for all the clips
+        raise ValidationFailedError.field(f"output.{unfit.field}", unfit.message)
 
 
 # The request's fields by their ClipRequest names; start and end belong to each clip.

@@ -6,10 +6,30 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StrictBool,
+    UrlConstraints,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from ..db.models import Job, JobEvent
+from ..domain.outputs import (
+    AUDIO_BITRATE_DEFAULT_KBPS,
+    AUDIO_BITRATE_MAX_KBPS,
+    AUDIO_BITRATE_MIN_KBPS,
+    MAX_HEIGHT_MAX,
+    MAX_HEIGHT_MIN,
+    Container,
+    OutputOptions,
+    PreviewFormat,
+    Quality,
+    VideoCodec,
+)
 from ..domain.timecode import format_timecode, parse_timecode
 
 # Patterns run on pydantic-core's Rust regex engine, where `$` is the end of the text (a
@@ -33,6 +53,108 @@ class Wire(BaseModel):
     )
 
 
+class ClipOutput(Wire):
+    """What the clip is written as, and the images that come with it; every field optional.
+    The default: MP4 (M4A for a source without video) with H.264 (HEVC for a 10-bit or HDR
+    source) and AAC, stream-copied when that gives the same."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"container": "webm", "maxHeight": 720, "thumbnail": True, "preview": "webp"},
+                {"container": "mp3", "audioBitrate": 192},
+                {"videoCodec": "hevc", "quality": "high", "thumbnail": "00:00:03"},
+            ]
+        },
+    )
+
+    container: Container | None = Field(
+        default=None,
+        description="mp4 (the default; m4a for a source without video), webm, mov, mkv; "
+        "m4a and mp3 are audio only (the video is left out).",
+    )
+    video_codec: VideoCodec | None = Field(
+        default=None,
+        description="Default: h264 (vp9 in webm); hevc for a 10-bit or HDR source. "
+        "mp4 takes h264, hevc, av1; mov h264, hevc; webm vp9, av1; mkv any.",
+    )
+    audio_bitrate: int = Field(
+        default=AUDIO_BITRATE_DEFAULT_KBPS,
+        ge=AUDIO_BITRATE_MIN_KBPS,
+        le=AUDIO_BITRATE_MAX_KBPS,
+        description="kbit/s. The audio codec follows the container: aac (opus in webm, "
+        "mp3 in mp3).",
+    )
+    quality: Quality = Field(
+        default=Quality.MEDIUM,
+        description="Of a re-encode: about half, the same or twice the bytes.",
+    )
+    max_height: int | None = Field(
+        default=None,
+        ge=MAX_HEIGHT_MIN,
+        le=MAX_HEIGHT_MAX,
+        description="Scaled down to this height (rounded down to even), keeping the aspect "
+        "ratio; never scaled up.",
+    )
+    tone_map: bool = Field(
+        default=False,
+        description="Accept 8-bit SDR video from a 10-bit or HDR source (tone-mapped when "
+        "HDR); without it such a source keeps 10 bits, and h264 is refused.",
+    )
+    # Checked whole by parse_timecode in the validator below.
+    thumbnail: StrictBool | Annotated[str, Field(max_length=12)] = Field(
+        default=False,
+        description="true: a JPEG of the clip's first frame; a timecode: of the frame at that "
+        "time into the clip (from the clip's own start).",
+        examples=[True, "00:00:03"],
+    )
+    preview: PreviewFormat | None = Field(
+        default=None,
+        description="An animated, looping preview of the clip's first 3 s: 10 frames a "
+        "second, at most 320 px wide.",
+    )
+
+    @field_validator("thumbnail")
+    @classmethod
+    def _thumbnail(cls, value: bool | str) -> bool | str:
+        if isinstance(value, str):
+            parse_timecode(value)  # raises ValueError with the reason
+        return value
+
+    def to_options(self) -> OutputOptions:
+        thumbnail = self.thumbnail
+        return OutputOptions(
+            container=self.container,
+            video_codec=self.video_codec,
+            audio_bitrate_kbps=self.audio_bitrate,
+            quality=self.quality,
+            max_height=self.max_height,
+            tone_map=self.tone_map,
+            thumbnail_ms=parse_timecode(thumbnail)
+            if isinstance(thumbnail, str)
+            else (0 if thumbnail else None),
+            preview=self.preview,
+        )
+
+    @classmethod
+    def of(cls, options: OutputOptions) -> ClipOutput:
+        at = options.thumbnail_ms
+        # None: no thumbnail; 0: the first frame, as `true` asks.
+        thumbnail: bool | str = at is not None if not at else format_timecode(at)
+        return cls(
+            container=options.container,
+            video_codec=options.video_codec,
+            audio_bitrate=options.audio_bitrate_kbps,
+            quality=options.quality,
+            max_height=options.max_height,
+            tone_map=options.tone_map,
+            thumbnail=thumbnail,
+            preview=options.preview,
+        )
+
+
 class JobSource(Wire):
     """What clips are cut from, and how: exactly one of uploadKey (sourceType=upload) and
     youtubeUrl (sourceType=youtube); burnSubtitles needs withSubtitles. Shared by one job
@@ -54,6 +176,7 @@ class JobSource(Wire):
     callback_url: Annotated[HttpUrl, UrlConstraints(max_length=URL_MAX)] | None = None
     # exact: from the frame on screen at start; fast: from the keyframe before it (copy).
     cut: Literal["exact", "fast"] = "exact"
+    output: ClipOutput = Field(default_factory=ClipOutput)
 
 
 class ClipSpan(Wire):
@@ -85,7 +208,14 @@ class JobCreate(ClipSpan, JobSource):
                     "start": "00:00:05",
                     "end": "00:00:35",
                     "priority": "fast",
-                }
+                },
+                {
+                    "sourceType": "upload",
+                    "uploadKey": "up_4f9c2e1b7a6d4c3e8f0a1b2c3d4e5f60",
+                    "start": "00:00:05",
+                    "end": "00:00:35",
+                    "output": {"container": "webm", "maxHeight": 720, "thumbnail": True},
+                },
             ]
         }
     )
@@ -147,6 +277,8 @@ class JobRead(Wire):
     cut: str = "exact"
     # Where in the source the clip starts, once done: a fast cut's keyframe, at or before start.
     actual_start: str | None = None
+    # The output choices as asked (null container and videoCodec: chosen by the source).
+    output: ClipOutput = Field(default_factory=ClipOutput)
     error: ErrorRead | None
     created_at: datetime
     updated_at: datetime
@@ -175,6 +307,7 @@ class JobRead(Wire):
             actual_start=None
             if job.actual_start_ms is None
             else format_timecode(job.actual_start_ms),
+            output=ClipOutput.of(OutputOptions.from_json(job.output)),
             error=ErrorRead(code=job.error_code, message=job.error_message)
             if job.error_code
             else None,
@@ -244,5 +377,10 @@ class FileLink(Wire):
 
 
 class ResultRead(Wire):
+    # The clip: clip.mp4, clip.webm, clip.m4a, ... (its container's extension).
     video: FileLink
     subtitles: FileLink | None
+    # The images asked with output.thumbnail (poster.jpg) and output.preview (preview.gif or
+    # preview.webp); null when not asked.
+    thumbnail: FileLink | None = None
+    preview: FileLink | None = None

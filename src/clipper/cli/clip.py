@@ -56,8 +56,9 @@ def clip(
     out: Annotated[
         Path | None,
         typer.Option(
-            help="Where to save the clip (default NAME_clip.mp4); with several ranges, "
-            "numbered: NAME_clip_1.mp4, NAME_clip_2.mp4, …"
+            help="Where to save the clip (default NAME_clip.mp4, or the extension of the "
+            "clip's container, e.g. .m4a for an audio file); with several ranges, numbered: "
+            "NAME_clip_1.mp4, NAME_clip_2.mp4, …"
         ),
     ] = None,
     priority: Annotated[
@@ -86,15 +87,17 @@ def clip(
     import httpx
 
     settings = settings_or_exit()
-    targets = _targets(out or source.with_name(f"{source.stem}_clip.mp4"), len(spans))
     headers = {"X-API-Key": key} if (key := os.environ.get("CLIPPER_API_KEY")) else {}
     with httpx.Client(base_url=api or _api_url(settings), headers=headers, timeout=60) as client:
         try:
             upload_key = _upload(client, source)
             job_ids = _create(client, upload_key, spans, priority, cut)
             jobs = _follow(client, job_ids)
-            for job_id, saved_as in zip(job_ids, targets, strict=True):
-                _download(client, job_id, saved_as)
+            targets = []
+            for n, job_id in enumerate(job_ids, 1):
+                link = _check(client.get(f"/api/jobs/{job_id}/result"))["video"]["url"]
+                targets.append(_target(out, source, link, n, len(job_ids)))
+                _download(client, link, targets[-1])
         except httpx.TransportError as exc:
             fail(f"cannot reach the Clipper API at {client.base_url} ({exc}); is it running?")
     for job_id, saved_as in zip(job_ids, targets, strict=True):
@@ -199,11 +202,13 @@ def _check_span(start: str, end: str, range_text: str | None = None) -> None:
         fail(f"{prefix}{names[1]} must be after {names[0]}")
 
 
-def _targets(target: Path, count: int) -> list[Path]:
-    """Where each clip is saved: `target`, or numbered after it when there are several."""
-    if count == 1:
-        return [target]
-    return [target.with_name(f"{target.stem}_{n}{target.suffix}") for n in range(1, count + 1)]
+def _target(out: Path | None, source: Path, link: str, n: int, count: int) -> Path:
+    """Where clip `n` of `count` is saved: `out`, else NAME_clip with the clip's own extension
+    (its container: .mp4, .webm, .m4a, ...), numbered when there are several."""
+    import httpx
+
+    target = out or source.with_name(f"{source.stem}_clip{Path(httpx.URL(link).path).suffix}")
+    return target if count == 1 else target.with_name(f"{target.stem}_{n}{target.suffix}")
 
 
 def _create(
@@ -281,8 +286,7 @@ def _check_list(response: httpx.Response) -> list[dict[str, Any]]:
     return items
 
 
-def _download(client: httpx.Client, job_id: str, target: Path) -> None:
-    link = _check(client.get(f"/api/jobs/{job_id}/result"))["video"]["url"]
+def _download(client: httpx.Client, link: str, target: Path) -> None:
     with client.stream("GET", link) as response, _bar() as progress:
         if not response.is_success:
             response.read()

@@ -66,6 +66,9 @@ class Job(Base):
     subtitles_upload_key: Mapped[str | None] = mapped_column(Text)
     result_video_key: Mapped[str | None] = mapped_column(Text)
     result_subtitles_key: Mapped[str | None] = mapped_column(Text)
+    # The images asked with the clip (output.thumbnail, output.preview), beside it.
+    result_thumbnail_key: Mapped[str | None] = mapped_column(Text)
+    result_preview_key: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -80,6 +83,8 @@ class Job(Base):
     # How the clip is cut (domain.clips.CutMode), and where in the source it starts once done.
     cut_mode: Mapped[str] = mapped_column(Text, server_default=text("'exact'"))
     actual_start_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # The output choices (domain.outputs.OutputOptions.to_json); None: all the defaults.
+    output: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     expires_at: Mapped[datetime | None]

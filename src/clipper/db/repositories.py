@@ -40,6 +40,8 @@ class NewJob:
     batch_id: uuid.UUID | None = None
     callback_url: str | None = None
     cut_mode: str = CutMode.EXACT.value
+    # The output choices (domain.outputs.OutputOptions.to_json); None: all the defaults.
+    output: dict[str, Any] | None = None
 
 
 async def ping(session: AsyncSession) -> None:
@@ -331,6 +333,8 @@ class JobRepository:
         keep_for: timedelta,
         *,
         actual_start_ms: int | None = None,
+        result_thumbnail_key: str | None = None,
+        result_preview_key: str | None = None,
     ) -> bool:
         """Mark the job done by `attempt` with its results (and where its clip starts in the
         source), expiring `keep_for` from now on the database clock; False (a no-op) unless
@@ -342,6 +346,8 @@ class JobRepository:
             progress=100,
             result_video_key=result_video_key,
             result_subtitles_key=result_subtitles_key,
+            result_thumbnail_key=result_thumbnail_key,
+            result_preview_key=result_preview_key,
             actual_start_ms=actual_start_ms,
             expires_at=func.now() + keep_for,
         )

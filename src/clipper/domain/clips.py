@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 
 from .jobs import Priority, SourceType
+from .outputs import OutputOptions
 
 
 class CutMode(enum.StrEnum):
@@ -34,6 +35,7 @@ class ClipRequest:
     # POSTed the job's status when it ends (done, failed, cancelled); None: the key's default.
     callback_url: str | None = None
     cut: CutMode = CutMode.EXACT
+    output: OutputOptions = dataclasses.field(default_factory=OutputOptions)
 
     def fingerprint(self) -> str:
         """Stable hash of the request: an Idempotency-Key reused with another body is a 409."""
@@ -43,5 +45,11 @@ class ClipRequest:
             del fields["callback_url"]
         if fields["cut"] == CutMode.EXACT:  # the default: likewise
             del fields["cut"]
+        # Likewise when default; else only the choices that differ from it, so a choice added
+        # later leaves the hashes of requests that do not make it alone.
+        if (output := self.output.to_json()) is None:
+            del fields["output"]
+        else:
+            fields["output"] = output
         canonical = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()

@@ -62,3 +62,17 @@ class InvalidOutputError(Exception):
     """The clip FFmpeg wrote does not match the request: a failed attempt, never a done job."""
 
     code = "OUTPUT_INVALID"
+
+
+class OutputUnsupportedError(Exception):
+    """The output asked for cannot be made from this source (a 10-bit HDR source in H.264, a
+    fast cut that would need a re-encode, an audio-only clip of a source without audio), or
+    with this FFmpeg (no encoder for the codec). `field`: the output choice at fault, by its
+    name in the request's `output` (e.g. `videoCodec`)."""
+
+    code = "OUTPUT_UNSUPPORTED"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"output.{field}: {reason}")  # what a failed job reports
+        self.field = field
+        self.reason = reason

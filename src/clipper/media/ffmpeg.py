@@ -82,6 +82,49 @@ async def run_ffmpeg(
         raise FfmpegError(f"FFmpeg exited with {process.returncode}: {errors[-500:]}")
 
 
+async def decoded_frames(path: Path, *, timeout_seconds: float) -> int:
+    """How many frames of `path`'s first video stream FFmpeg decodes (the whole file, read to
+    the end): a check that an image or clip FFmpeg wrote reads back. FfmpegError when it does
+    not decode, FfmpegTimeoutError past `timeout_seconds`."""
+    process = await _spawn(
+        ffmpeg_path(),
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-loglevel",
+        "error",
+        "-progress",
+        "pipe:1",
+        "-i",
+        str(path),
+        "-map",
+        "0:v:0",
+        "-f",
+        "null",
+        "-",
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    stderr = asyncio.create_task(process.stderr.read())
+    frames = 0
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            async for line in process.stdout:
+                key, _, value = line.decode(errors="replace").strip().partition("=")
+                if key == "frame" and value.isdigit():
+                    frames = int(value)
+            errors = (await stderr).decode(errors="replace").strip()
+            await process.wait()
+    except TimeoutError:
+        raise FfmpegTimeoutError(f"FFmpeg ran longer than {timeout_seconds:g} s") from None
+    finally:
+        stderr.cancel()
+        await _end(process)
+    if process.returncode != 0:
+        raise FfmpegError(f"FFmpeg exited with {process.returncode}: {errors[-500:]}")
+    return frames
+
+
 async def _spawn(program: str, *arguments: str) -> asyncio.subprocess.Process:
     """Start a child that dies with its worker: in a process group of its own (so `_end` kills
     it with anything it started) and with a parent-death signal. Callers must `_end` it.

@@ -85,8 +85,9 @@ def _describe(path: str) -> dict[str, Any]:
             "subtitle_streams": len(streams.subtitles),
             "start_spread_ms": int((max(starts) - min(starts)) * 1000) if starts else 0,
             "subtitle_languages": [s.language or "und" for s in streams.subtitles],
-            "video_codec": video.codec_context.name if video is not None else None,
-            "audio_codec": audio.codec_context.name if audio is not None else None,
+            # The codec's name ("av1", "mp3"), not its decoder's ("libdav1d", "mp3float").
+            "video_codec": video.codec_context.codec.canonical_name if video else None,
+            "audio_codec": audio.codec_context.codec.canonical_name if audio else None,
             "width": video.codec_context.width if video is not None else 0,
             "height": video.codec_context.height if video is not None else 0,
             "bit_depth": _bit_depth(video) if video is not None else 0,

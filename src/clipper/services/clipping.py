@@ -18,11 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..db.models import Job
 from ..db.repositories import JobRepository, ping
 from ..domain.clips import CutMode
+from ..domain.outputs import OutputOptions
 from ..fetch.download import download
 from ..fetch.extract import media_url
 from ..fetch.guard import check_url
 from ..media.cutting import cut_segment, cut_start
 from ..media.errors import MissingSourceError
+from ..media.images import THUMBNAIL_NAME, make_preview, make_thumbnail, preview_name
+from ..media.outputs import OutputPlan, plan_output
 from ..media.probe import MediaInfo, probe
 from ..media.subtitles import burn_filter, cut_sidecar, cut_subtitles, pick_track
 from ..queue import JobContext
@@ -144,10 +147,10 @@ class UrlSource:
 
 
 class ClipProcessor:
-    """Stages: fetch (URL sources), probe 0-5 %, cut (stream copy) or encode 5-95 %, store
-    95-100 %. The consumer renews the job's lease on its heartbeat while FFmpeg runs, and
-    cancels the task when the lease is lost, on a hard shutdown or on cancel: FFmpeg and
-    downloads stop with it.
+    """Stages: fetch (URL sources), probe 0-5 %, cut (stream copy) or encode 5-95 %, images
+    (a thumbnail, a preview: when asked) and store 95-100 %. The consumer renews the job's
+    lease on its heartbeat while FFmpeg runs, and cancels the task when the lease is lost, on
+    a hard shutdown or on cancel: FFmpeg and downloads stop with it.
 
     Each attempt works in a scratch folder of its own, removed afterwards whatever happened,
     and stores its files under keys of its own, so a stale attempt still running elsewhere
@@ -245,6 +248,9 @@ class ClipProcessor:
 
         # A row gets its default on insert; a Job made in memory and never stored has none yet.
         mode = CutMode(job.cut_mode or CutMode.EXACT)
+        # Before anything is cut: a choice this source cannot take fails the job at once (for
+        # an upload the API refused it already, unless the upload predates its probe facts).
+        plan = plan_output(OutputOptions.from_json(job.output), info, mode)
         subtitles = scratch / "clip.srt" if job.with_subtitles else None
         video_filter = None
         if subtitles is not None:  # before the cut: a missing track fails at once
@@ -255,7 +261,7 @@ class ClipProcessor:
         async def on_progress(stage: str, share: float) -> None:
             await progress(5 + int(share * 90), stage)
 
-        output = scratch / "clip.mp4"
+        output = scratch / plan.filename
         cut = await cut_segment(
             source,
             info,
@@ -266,13 +272,64 @@ class ClipProcessor:
             timeout_seconds=self._timeout,
             video_filter=video_filter,
             mode=mode,
+            plan=plan,
         )
+        images = await self._images(output, plan, cut.duration_ms, info.hdr, progress, scratch)
         await progress(95, "store")
-        video = result_key(job.id, attempt)
-        await self._storage.put_file(video, output)
-        subtitles_key = None
-        if subtitles is not None:
-            subtitles_key = result_key(job.id, attempt, "clip.srt")
-            await self._storage.put_file(subtitles_key, subtitles)
+        video = await self._store(job, attempt, output)
+        subtitles_key = await self._store(job, attempt, subtitles)
+        thumbnail_key = await self._store(job, attempt, images.get(THUMBNAIL_NAME))
+        preview = None if plan.preview is None else images.get(preview_name(plan.preview))
+        preview_key = await self._store(job, attempt, preview)
         await progress(100, "store")
-        return ClipResult(video, subtitles_key, cut.start_ms)
+        assert video is not None
+        return ClipResult(
+            video,
+            subtitles_key,
+            cut.start_ms,
+            thumbnail_key=thumbnail_key,
+            preview_key=preview_key,
+        )
+
+    async def _store(self, job: Job, attempt: int, made: Path | None) -> str | None:
+        """Store a file the attempt made under its own name (clip.webm, poster.jpg, ...) in
+        the attempt's result folder; None when there is none."""
+        if made is None:
+            return None
+        key = result_key(job.id, attempt, made.name)
+        await self._storage.put_file(key, made)
+        return key
+
+    async def _images(
+        self,
+        clip: Path,
+        plan: OutputPlan,
+        clip_ms: int,
+        source_hdr: bool,
+        progress: Progress,
+        scratch: Path,
+    ) -> dict[str, Path]:
+        """The thumbnail and preview the plan asks for, by their result names, made from the
+        clip: an HDR clip's tone-mapped (JPEG, GIF and WebP are SDR)."""
+        made: dict[str, Path] = {}
+        if plan.thumbnail_ms is None and plan.preview is None:
+            return made
+        await progress(95, "images")
+        hdr = source_hdr and plan.ten_bit
+        if plan.thumbnail_ms is not None:
+            # The frame on screen then: the last one, should the clip end sooner than asked.
+            made[THUMBNAIL_NAME] = scratch / THUMBNAIL_NAME
+            await make_thumbnail(
+                clip,
+                plan.thumbnail_ms,
+                made[THUMBNAIL_NAME],
+                hdr=hdr,
+                timeout_seconds=self._timeout,
+            )
+        if plan.preview is not None:
+            name = preview_name(plan.preview)
+            made[name] = scratch / name
+            await make_preview(
+                clip, plan.preview, clip_ms, made[name], hdr=hdr, timeout_seconds=self._timeout
+            )
+        return made

@@ -20,6 +20,7 @@ from ..fetch.guard import ForbiddenUrlError
 from ..media.errors import (
     CorruptMediaError,
     MissingSourceError,
+    OutputUnsupportedError,
     SegmentOutOfRangeError,
     SubtitleFontsMissingError,
     SubtitlesMissingError,
@@ -57,6 +58,7 @@ USER_CODES = frozenset(
         ForbiddenUrlError.code,
         UnsupportedUrlError.code,
         FetchRefusedError.code,
+        OutputUnsupportedError.code,
     }
 )
 

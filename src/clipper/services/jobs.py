@@ -79,6 +79,7 @@ def new_job(
         subtitles_upload_key=request.subtitles_upload_key,
         callback_url=request.callback_url,
         cut_mode=request.cut.value,
+        output=request.output.to_json(),
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
         batch_id=batch_id,

@@ -60,6 +60,9 @@ class ClipResult:
     subtitles_key: str | None = None
     # Where in the source the clip starts (None: the processor does not say).
     start_ms: int | None = None
+    # The images asked with the clip (output.thumbnail, output.preview), when asked.
+    thumbnail_key: str | None = None
+    preview_key: str | None = None
 
 
 class Progress(Protocol):
@@ -218,6 +221,8 @@ class JobRunner:
                 result.subtitles_key,
                 self._keep_results_for,
                 actual_start_ms=result.start_ms,
+                result_thumbnail_key=result.thumbnail_key,
+                result_preview_key=result.preview_key,
             )
             if moved:
                 await self._announce_end(session, job.id)
@@ -248,7 +253,12 @@ class JobRunner:
     async def _discard(self, result: ClipResult) -> None:
         if self._storage is None:
             return
-        for key in (result.video_key, result.subtitles_key):
+        for key in (
+            result.video_key,
+            result.subtitles_key,
+            result.thumbnail_key,
+            result.preview_key,
+        ):
             if key is not None:
                 await self._storage.delete(key)
 

@@ -15,8 +15,21 @@ from ..openapi import error_responses
 router = APIRouter(tags=["results"])
 
 _BYTES = {"schema": {"type": "string", "format": "binary"}}
-# A clip, or its subtitles (see _media_type).
-_FILE = {"video/mp4": _BYTES, "application/x-subrip": _BYTES}
+# What each result is served as, by its file name's extension: a clip in the container asked
+# (output.container), its subtitles, its thumbnail and its preview.
+_MEDIA_TYPES = {
+    ".mp4": "video/mp4",
+    ".webm": "video/webm",
+    ".mov": "video/quicktime",
+    ".mkv": "video/x-matroska",
+    ".m4a": "audio/mp4",
+    ".mp3": "audio/mpeg",
+    ".srt": "application/x-subrip",
+    ".jpg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
+_FILE = dict.fromkeys(_MEDIA_TYPES.values(), _BYTES)
 _PLAIN = {"text/plain": {"schema": {"type": "string"}}}
 # FileResponse answers Range requests itself (RFC 9110): 206, or a plain 400 or 416.
 _RANGES: dict[int | str, dict[str, Any]] = {
@@ -73,4 +86,7 @@ async def stored_file(
 
 
 def _media_type(key: str) -> str:
-    return "application/x-subrip" if key.endswith(".srt") else "video/mp4"
+    """By the extension of the name Clipper gave the file; video/mp4 for any other (the
+    clips stored before there were other containers are all clip.mp4)."""
+    _, dot, extension = key.rpartition(".")
+    return _MEDIA_TYPES.get(f"{dot}{extension}".lower(), "video/mp4")

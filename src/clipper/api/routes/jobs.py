@@ -91,7 +91,8 @@ async def create(
 async def result(
     job_id: uuid.UUID, resources: ResourcesDep, caller: CallerDep, request: Request
 ) -> ResultRead:
-    """Short-lived signed links to the clip (and subtitles) once the job is done: 409
+    """Short-lived signed links to the clip (and its subtitles, thumbnail and preview, each
+    null unless asked) once the job is done: 409
     NOT_READY before, 410 GONE after expiry. The links serve HTTP Range requests. Their host
     is PUBLIC_BASE_URL when set (never a client's Host header then)."""
     async with resources.sessions() as session:
@@ -112,7 +113,12 @@ async def result(
 
     video = link(job.result_video_key)
     assert video is not None
-    return ResultRead(video=video, subtitles=link(job.result_subtitles_key))
+    return ResultRead(
+        video=video,
+        subtitles=link(job.result_subtitles_key),
+        thumbnail=link(job.result_thumbnail_key),
+        preview=link(job.result_preview_key),
+    )
 
 
 @router.post(
