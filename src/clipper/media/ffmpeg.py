@@ -9,7 +9,7 @@ import ctypes
 import os
 import signal
 import sys
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import cache, partial
 from pathlib import Path
 
@@ -52,6 +52,41 @@ async def run_ffmpeg(
     """Run FFmpeg to completion, reporting the share (0..1) of `duration_ms` written so far.
     Killed past `timeout_seconds` (FfmpegTimeoutError) or when the calling task is cancelled;
     a non-zero exit is FfmpegError."""
+
+    async def report(key: str, value: str) -> None:
+        if key == "out_time_us" and value.lstrip("-").isdigit() and duration_ms > 0:
+            await on_progress(min(1.0, max(0.0, int(value) / 1000 / duration_ms)))
+
+    await _run_reporting(arguments, report, timeout_seconds)
+
+
+async def decoded_frames(path: Path, *, timeout_seconds: float) -> int:
+    """How many frames of `path`'s first video stream FFmpeg decodes (the whole file, read to
+    the end): a check that an image or clip FFmpeg wrote reads back. FfmpegError when it does
+    not decode, FfmpegTimeoutError past `timeout_seconds`."""
+    frames = 0
+
+    async def count(key: str, value: str) -> None:
+        nonlocal frames
+        if key == "frame" and value.isdigit():
+            frames = int(value)
+
+    arguments = ["-i", str(path), "-map", "0:v:0", "-f", "null", "-"]
+    await _run_reporting(arguments, count, timeout_seconds, storage_errors=False)
+    return frames
+
+
+async def _run_reporting(
+    arguments: Sequence[str],
+    on_report: Callable[[str, str], Awaitable[None]],
+    timeout_seconds: float,
+    *,
+    storage_errors: bool = True,
+) -> None:
+    """Run FFmpeg with its progress report (key=value lines) handed to `on_report`, quiet but
+    for errors; within `timeout_seconds` (FfmpegTimeoutError), killed with its group when the
+    calling task is cancelled. A non-zero exit is FfmpegError, or StorageFullError when FFmpeg
+    says its disk is full and `storage_errors` (it writes a file there)."""
     process = await _spawn(
         ffmpeg_path(),
         "-hide_banner",
@@ -68,51 +103,9 @@ async def run_ffmpeg(
     stderr = asyncio.create_task(process.stderr.read())
     try:
         async with asyncio.timeout(timeout_seconds):
-            await _follow_progress(process.stdout, duration_ms, on_progress)
-            errors = (await stderr).decode(errors="replace").strip()
-            await process.wait()
-    except TimeoutError:
-        raise FfmpegTimeoutError(f"FFmpeg ran longer than {timeout_seconds:g} s") from None
-    finally:
-        stderr.cancel()
-        await _end(process)
-    if process.returncode != 0:
-        if says_disk_full(errors):  # the scratch folder's disk: systemic, not the job's
-            raise StorageFullError()
-        raise FfmpegError(f"FFmpeg exited with {process.returncode}: {errors[-500:]}")
-
-
-async def decoded_frames(path: Path, *, timeout_seconds: float) -> int:
-    """How many frames of `path`'s first video stream FFmpeg decodes (the whole file, read to
-    the end): a check that an image or clip FFmpeg wrote reads back. FfmpegError when it does
-    not decode, FfmpegTimeoutError past `timeout_seconds`."""
-    process = await _spawn(
-        ffmpeg_path(),
-        "-hide_banner",
-        "-nostdin",
-        "-nostats",
-        "-loglevel",
-        "error",
-        "-progress",
-        "pipe:1",
-        "-i",
-        str(path),
-        "-map",
-        "0:v:0",
-        "-f",
-        "null",
-        "-",
-    )
-    assert process.stdout is not None
-    assert process.stderr is not None
-    stderr = asyncio.create_task(process.stderr.read())
-    frames = 0
-    try:
-        async with asyncio.timeout(timeout_seconds):
             async for line in process.stdout:
                 key, _, value = line.decode(errors="replace").strip().partition("=")
-                if key == "frame" and value.isdigit():
-                    frames = int(value)
+                await on_report(key, value)
             errors = (await stderr).decode(errors="replace").strip()
             await process.wait()
     except TimeoutError:
@@ -121,8 +114,9 @@ async def decoded_frames(path: Path, *, timeout_seconds: float) -> int:
         stderr.cancel()
         await _end(process)
     if process.returncode != 0:
+        if storage_errors and says_disk_full(errors):  # the scratch disk: systemic, not the job's
+            raise StorageFullError()
         raise FfmpegError(f"FFmpeg exited with {process.returncode}: {errors[-500:]}")
-    return frames
 
 
 async def _spawn(program: str, *arguments: str) -> asyncio.subprocess.Process:
@@ -164,15 +158,6 @@ def _die_with_parent(prctl: Callable[[int, int], int], parent: int) -> None:
     prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the worker died before the call: no signal will come
         os._exit(1)
-
-
-async def _follow_progress(
-    lines: AsyncIterable[bytes], duration_ms: int, on_progress: ProgressCallback
-) -> None:
-    async for line in lines:
-        key, _, value = line.decode(errors="replace").strip().partition("=")
-        if key == "out_time_us" and value.lstrip("-").isdigit() and duration_ms > 0:
-            await on_progress(min(1.0, max(0.0, int(value) / 1000 / duration_ms)))
 
 
 async def _end(process: asyncio.subprocess.Process) -> None:
