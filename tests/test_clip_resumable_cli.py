@@ -12,8 +12,8 @@ import httpx
 from clipper.media.cutting import DURATION_TOLERANCE_MS
 from clipper.media.probe import probe
 from tests.cli_helpers import clipper, start_clipper_up
-from tests.cut_proxy import CuttingProxy
 from tests.media_files import make_video
+from tests.proxy import CuttingProxy
 
 
 def test_clip_resumes_an_upload_whose_connection_is_cut_and_makes_the_clip(

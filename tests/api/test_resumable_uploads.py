@@ -24,9 +24,9 @@ from clipper.services import resumable
 from clipper.storage import LocalStorage, source_key
 from tests.api.conftest import ApiFactory, create_key, key_id
 from tests.cli_helpers import start_clipper_up
-from tests.cut_proxy import CuttingProxy
 from tests.helpers import wait_event, wait_until
 from tests.media_files import make_video
+from tests.proxy import CuttingProxy
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = {**TUS, "Content-Type": "application/offset+octet-stream"}

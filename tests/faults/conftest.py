@@ -12,8 +12,8 @@ import pytest
 from tests.conftest import PrivatePostgres
 from tests.faults import invariant
 from tests.faults.deployment import Deployment
-from tests.faults.proxy import BlackholeProxy, unix_socket_of
 from tests.media_files import make_video
+from tests.proxy import BlackholeProxy, unix_socket_of
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ import pytest
 from tests.faults.deployment import LONG, VISIBILITY_SEC, Deployment
 from tests.faults.invariant import Fault, inject, query
 from tests.faults.processes import ProcInfo, Service
-from tests.faults.proxy import BlackholeProxy, tcp_url
 from tests.faults.waiting import holds_within, poll
+from tests.proxy import BlackholeProxy, tcp_url
 
 # What a worker needs to notice a dead path by itself (being added to the settings: harmless
 # where a setting does not exist yet).

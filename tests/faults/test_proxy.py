@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.faults.proxy import BlackholeProxy
+from tests.proxy import BlackholeProxy
 
 # How long "nothing arrives" is awaited: the proxy drops data at once, so this only has to
 # exceed a local round trip.
