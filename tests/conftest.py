@@ -20,6 +20,9 @@ from clipper.db import migrate
 from clipper.db.urls import libpq_url
 from clipper.embedded_db import start_embedded_postgres
 
+# The moto S3 server (a session process) and a bucket per test, for the object storage tests.
+from tests.moto_server import moto_endpoint, s3_bucket  # noqa: F401
+
 RUN_ID = uuid.uuid4().hex[:8]
 QUEUE_SCHEMA = "clipper_queue"
 _counter = itertools.count()

@@ -146,3 +146,10 @@ class UnavailableError(ClipperError):
 
     code = "UNAVAILABLE"
     status = 503
+
+
+class StorageUnavailableError(ClipperError):
+    """The object storage (STORAGE_URL) refused or could not be reached; try again shortly."""
+
+    code = "STORAGE_UNAVAILABLE"
+    status = 503

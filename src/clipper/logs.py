@@ -27,7 +27,11 @@ _STANDARD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None
 _SECRETS = (
     (re.compile(r"(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]+:)[^@\s]+@"), r"\1***@"),
     (
-        re.compile(r"(?i)\b(password|passwd|secret|token|api[_-]?key|signature)=([^\s&\"]+)"),
+        # signature= covers X-Amz-Signature= (a presigned URL's); X-Amz-Credential names the
+        # access key, X-Amz-Security-Token is a session's secret.
+        re.compile(
+            r"(?i)\b(password|passwd|secret|token|api[_-]?key|signature|credential)=([^\s&\"]+)"
+        ),
         r"\1=***",
     ),
     (re.compile(r"(?i)(authorization:\s*bearer\s+)\S+"), r"\1***"),
@@ -111,5 +115,15 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # httpx logs every request at INFO, signed result URLs included.
-    for noisy in ("psycopg.pool", "alembic.runtime.migration", "pgserver", "httpx"):
+    # botocore at DEBUG logs request headers and signing details.
+    for noisy in (
+        "psycopg.pool",
+        "alembic.runtime.migration",
+        "pgserver",
+        "httpx",
+        "botocore",
+        "boto3",
+        "s3transfer",
+        "urllib3",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -10,12 +11,16 @@ from typing import Literal
 from pydantic import AliasChoices, AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .queue import ConnectionTimeouts, QueueConfig
+from .queue import ConnectionTimeouts, Pooler, QueueConfig
 
 logger = logging.getLogger("clipper")
 
 # Settings whose values may hold credentials: never echoed in errors or logs.
-SECRET_SETTINGS = frozenset({"DATABASE_URL", "ALERT_WEBHOOK_URL", "SIGNING_KEY"})
+SECRET_SETTINGS = frozenset(
+    {"DATABASE_URL", "QUEUE_LISTEN_URL", "ALERT_WEBHOOK_URL", "SIGNING_KEY"}
+)
+# The spellings DATABASE_URL accepts (db/urls.py, which this module may not import).
+_POSTGRES_SCHEME = re.compile(r"^postgres(?:ql)?(?:\+\w+)?://")
 
 
 class ConfigError(Exception):
@@ -32,6 +37,16 @@ class Settings(BaseSettings):
         validation_alias="DATABASE_URL",
         description="PostgreSQL URL; unset: an embedded PostgreSQL under .clipper/pgdata.",
     )
+    # What DATABASE_URL leads to: PostgreSQL itself (`none`), or a transaction-pooling
+    # PgBouncer (`transaction`): then no connection prepares statements or sends startup
+    # options, the DB_* server timeouts become the role's defaults in the database, and the
+    # queue listens only via QUEUE_LISTEN_URL (else polls). docs/service.md#pgbouncer.
+    database_pooler: Literal["none", "transaction"] = Field(
+        default="none", validation_alias="DATABASE_POOLER"
+    )
+    # A direct PostgreSQL URL for the queue's LISTEN connection, past the pooler; unset with
+    # DATABASE_POOLER=transaction: poll-only, pickup within QUEUE_POLL_INTERVAL_SEC.
+    queue_listen_url: SecretStr | None = Field(default=None, validation_alias="QUEUE_LISTEN_URL")
     # One engine: PostgreSQL. `pgboss` (the earlier version's value) is accepted as its alias.
     queue_provider: Literal["postgres", "pgboss"] = Field(
         default="postgres", validation_alias="QUEUE_PROVIDER"
@@ -106,6 +121,19 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=65_536, validation_alias="MAX_REQUEST_BYTES", ge=1024)
     alert_webhook_url: SecretStr | None = Field(default=None, validation_alias="ALERT_WEBHOOK_URL")
     data_dir: Path = Field(default=Path(".clipper") / "data", validation_alias="DATA_DIR")
+    # Object storage (docs/service.md#object-storage): s3://bucket/prefix keeps uploads and
+    # results in any S3-compatible store (S3, R2, MinIO), its endpoint, region and credentials
+    # read by the S3 client from AWS_ENDPOINT_URL, AWS_REGION / AWS_DEFAULT_REGION,
+    # AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Unset: files under DATA_DIR.
+    storage_url: str | None = Field(
+        default=None,
+        validation_alias="STORAGE_URL",
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,62}(/.*)?$",
+    )
+    # `path` for a MinIO (or any store) reached by a host name that cannot take the bucket in it.
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        default="auto", validation_alias="S3_ADDRESSING_STYLE"
+    )
     max_input_mb: float = Field(default=500, validation_alias="MAX_INPUT_MB", gt=0)
     max_clip_input_duration_sec: float = Field(
         default=7200, validation_alias="MAX_CLIP_INPUT_DURATION_SEC", gt=0
@@ -138,7 +166,24 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("queue_provider", "log_format", mode="before")
+    @field_validator("queue_listen_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        url = value.get_secret_value()
+        if not _POSTGRES_SCHEME.match(url):
+            raise ValueError(
+                "must start with postgresql:// (or postgres://, postgresql+psycopg://)"
+            )
+        return SecretStr(_POSTGRES_SCHEME.sub("postgresql://", url, count=1))
+
+    @property
+    def pooler(self) -> Pooler | None:
+        """DATABASE_POOLER as the queue library spells it (None: no pooler)."""
+        return "transaction" if self.database_pooler == "transaction" else None
+
+    @field_validator("queue_provider", "log_format", "database_pooler", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
@@ -173,6 +218,8 @@ class Settings(BaseSettings):
             retention_hours=self.retention_hours,
             pool_max_size=self.queue_pool_size,
             timeouts=self.connection_timeouts(),
+            pooler=self.pooler,
+            listen_url=self.queue_listen_url.get_secret_value() if self.queue_listen_url else None,
         )
 
 

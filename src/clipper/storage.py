@@ -17,9 +17,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import StorageFullError, is_disk_full
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 # fullmatch only: `$` would also accept "up_…\n", a key naming the same upload under another
 # spelling (retention would then delete an upload a queued job still needs).
@@ -97,8 +100,15 @@ class Storage(Protocol):
         StorageFullError when the disk is full."""
         ...
 
-    async def local_path(self, key: str) -> Path:
-        """A local file with the object's content, for FFmpeg and for serving it."""
+    async def local_path(self, key: str, scratch: Path | None = None) -> Path:
+        """A local file with the object's content, for FFmpeg and for serving it. A store
+        that must copy the object (S3) downloads it into `scratch`, which the caller removes
+        (required then); LocalStorage answers the stored file itself."""
+        ...
+
+    async def link(self, key: str, expires_seconds: int, content_type: str) -> str | None:
+        """A URL that serves the object directly for `expires_seconds` as `content_type`
+        (S3: a presigned GET), or None: serve it through the API's signed /files links."""
         ...
 
     async def delete(self, key: str) -> None:
@@ -174,8 +184,11 @@ class LocalStorage:
         finally:
             partial.unlink(missing_ok=True)
 
-    async def local_path(self, key: str) -> Path:
+    async def local_path(self, key: str, scratch: Path | None = None) -> Path:
         return self.path(key)
+
+    async def link(self, key: str, expires_seconds: int, content_type: str) -> str | None:
+        return None  # served by the API from DATA_DIR (api/routes/files.py)
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.path(key).unlink, missing_ok=True)
@@ -219,6 +232,16 @@ class LocalStorage:
     async def delete_batch_media(self, batch_id: uuid.UUID) -> None:
         folder = self.path(batch_media_key(batch_id)).parent
         await asyncio.to_thread(_remove_tree, folder)
+
+
+def storage_for(settings: Settings) -> Storage:
+    """The one place a process's Storage is chosen: STORAGE_URL=s3://bucket/prefix for an
+    S3-compatible store, otherwise the files under DATA_DIR (the embedded default)."""
+    if settings.storage_url is None:
+        return LocalStorage(settings.data_dir)
+    from .storage_s3 import S3Storage  # boto3 is imported only when it is used
+
+    return S3Storage.from_url(settings.storage_url, addressing_style=settings.s3_addressing_style)
 
 
 def _remove_tree(folder: Path) -> None:

@@ -12,7 +12,7 @@ from ..db.session import create_engine, session_factory
 from ..queue import QueueAdapter
 from ..settings import Settings
 from ..signing import Signer, key_or_process_key
-from ..storage import LocalStorage
+from ..storage import storage_for
 from .auth import ApiKeys
 from .deps import get_admin, get_caller, get_resources
 from .errors import install_error_handlers
@@ -49,7 +49,9 @@ def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(database_url, timeouts=settings.connection_timeouts())
+        engine = create_engine(
+            database_url, timeouts=settings.connection_timeouts(), pooler=settings.pooler
+        )
         sessions = session_factory(engine)
         own_queue = queue is None
         adapter = queue or QueueAdapter(database_url, settings.queue_config())
@@ -61,7 +63,7 @@ def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None
             queue=adapter,
             keys=ApiKeys(settings.enable_api_keys, sessions),
             metrics=metrics,
-            storage=LocalStorage(settings.data_dir),
+            storage=storage_for(settings),
             signer=Signer(signing_key(settings)),
         )
         try:

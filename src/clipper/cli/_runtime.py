@@ -15,6 +15,7 @@ from rich.markup import escape
 
 if TYPE_CHECKING:
     import psycopg
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
     from ..queue import QueueAdapter
     from ..settings import Settings
@@ -117,6 +118,16 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
         fail(f"cannot reach the database named by DATABASE_URL: {reason}")
     except StartupError as exc:
         fail(str(exc))
+
+
+def command_engine(settings: Settings, url: str, pool_size: int = 1) -> AsyncEngine:
+    """A one-shot command's database engine: the services' deadlines, and the settings a
+    transaction pooler in front of the database needs (DATABASE_POOLER)."""
+    from ..db.session import create_engine
+
+    return create_engine(
+        url, pool_size, timeouts=settings.connection_timeouts(), pooler=settings.pooler
+    )
 
 
 @asynccontextmanager

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from ._runtime import database_url_or_exit, queue_adapter, run, settings_or_exit
+from ._runtime import command_engine, database_url_or_exit, queue_adapter, run, settings_or_exit
 
 if TYPE_CHECKING:
     from ..services.dead_letters import DeadLetterView
@@ -47,14 +47,14 @@ def list_letters(
     """Failed jobs' dead-letter records, newest first: job id, error code and message,
     attempts, when it failed. (The same records as GET /api/dlq; requeue one with
     `clipper dlq requeue JOB_ID`.)"""
-    from ..db.session import create_engine, session_factory
+    from ..db.session import session_factory
     from ..services.dead_letters import dead_letter_views
 
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
 
     async def main() -> list[DeadLetterView]:
-        engine = create_engine(url, pool_size=1)
+        engine = command_engine(settings, url, 1)
         try:
             async with session_factory(engine)() as session:
                 return await dead_letter_views(session, limit)
@@ -113,10 +113,10 @@ async def _requeue_batches(
     settings: Settings, url: str, job_ids: list[uuid.UUID] | None
 ) -> RequeueResult:
     """Every batch, each committed on its own; what they did, together."""
-    from ..db.session import create_engine, session_factory
+    from ..db.session import session_factory
     from ..services.requeue import RequeueResult, requeue_jobs
 
-    engine = create_engine(url, pool_size=1)
+    engine = command_engine(settings, url, 1)
     total = RequeueResult([], [], {}, None)
     try:
         async with queue_adapter(settings) as adapter:

@@ -11,7 +11,14 @@ from rich.progress import Progress
 
 from ..domain.tenancy import OPERATOR
 from ..errors import ClipperError
-from ._runtime import database_url_or_exit, fail, queue_adapter, run, settings_or_exit
+from ._runtime import (
+    command_engine,
+    database_url_or_exit,
+    fail,
+    queue_adapter,
+    run,
+    settings_or_exit,
+)
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -27,20 +34,20 @@ def cleanup(
     whose files cannot be deleted stays for the next run. Also old uploads, and the media
     fetched for a batch once none of its jobs is queued or processing. The worker also does
     this on a schedule (MAINTENANCE_INTERVAL_SEC)."""
-    from ..db.session import create_engine, session_factory
+    from ..db.session import session_factory
     from ..services.retention import (
         cleanup_batch_media,
         cleanup_expired_jobs,
         cleanup_old_uploads,
     )
-    from ..storage import LocalStorage
+    from ..storage import storage_for
 
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
 
     async def main() -> str:
-        engine = create_engine(url, pool_size=2)
-        storage = LocalStorage(settings.data_dir)
+        engine = command_engine(settings, url, 2)
+        storage = storage_for(settings)
         uploads = batches = 0
         try:
             with Progress(transient=True) as progress:
@@ -85,18 +92,18 @@ def seed(
 
 
 async def _seed(settings: Settings, url: str, count: int) -> str:
-    from ..db.session import create_engine, session_factory
+    from ..db.session import session_factory
     from ..queue import QueueAdapter
     from ..services.seed import SEEDED_STATES, seed_jobs, seed_upload
-    from ..storage import LocalStorage
+    from ..storage import storage_for
 
-    engine = create_engine(url, pool_size=2)
+    engine = command_engine(settings, url, 2)
     queue = QueueAdapter(url, settings.queue_config())
     await queue.start()
     try:
         sessions = session_factory(engine)
         async with sessions.begin() as session:
-            upload_key = await seed_upload(session, LocalStorage(settings.data_dir))
+            upload_key = await seed_upload(session, storage_for(settings))
         for index in range(count):
             async with sessions.begin() as session:
                 await seed_jobs(session, queue, upload_key, index, settings.keep_finished_for)
@@ -115,14 +122,14 @@ def cancel(job_id: Annotated[uuid.UUID, typer.Argument(help="The job's id.")]) -
     """Cancel a queued or processing job, as POST /api/jobs/{id}/cancel does: a queued one
     never runs, a processing one has its FFmpeg (or fetch) stopped by its worker. Cancelling a
     cancelled job again is harmless; a done or failed job is refused (exit code 1)."""
-    from ..db.session import create_engine, session_factory
+    from ..db.session import session_factory
     from ..services.cancel import cancel_job
 
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
 
     async def main() -> str:
-        engine = create_engine(url, pool_size=1)
+        engine = command_engine(settings, url, 1)
         try:
             async with queue_adapter(settings) as queue, session_factory(engine).begin() as session:
                 job = await cancel_job(session, queue, job_id, OPERATOR, settings.keep_finished_for)

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ._runtime import database_url_or_exit, fail, run, settings_or_exit
+from ._runtime import command_engine, database_url_or_exit, fail, run, settings_or_exit
 
 if TYPE_CHECKING:
     from ..api_keys import NewKey
@@ -119,7 +119,7 @@ def create(
 
     Example: clipper keys create --name acme --rate 60/min --max-active 10 --max-upload-mb 2000
     """
-    from ..db.session import create_engine, session_factory
+    from ..db.session import session_factory
     from ..services.keys import create_key, key_webhook_secret
 
     chosen = _settings(rate, max_active, max_upload_mb, callback_url)
@@ -128,7 +128,7 @@ def create(
 
     async def main() -> tuple[NewKey, str | None]:
         await _check_callback(settings, callback_url)
-        engine = create_engine(url, pool_size=1)
+        engine = command_engine(settings, url, 1)
         signing_key = _signing_key(settings)
         try:
             async with session_factory(engine).begin() as session:
@@ -162,7 +162,7 @@ def update(
 
     Example: clipper keys update 3f2a9c1d0b4e --max-active 50
     """
-    from ..db.session import create_engine, session_factory
+    from ..db.session import session_factory
     from ..services.keys import update_key
 
     limits = _settings(rate, max_active, max_upload_mb, callback_url)
@@ -175,7 +175,7 @@ def update(
 
     async def main() -> bool:
         await _check_callback(settings, callback_url)
-        engine = create_engine(url, pool_size=1)
+        engine = command_engine(settings, url, 1)
         try:
             async with session_factory(engine).begin() as session:
                 return await update_key(session, key_id, limits)
@@ -198,7 +198,7 @@ def webhook_secret(
 ) -> None:
     """Print the secret (whsec_…) that signs the key's webhooks, derived from SIGNING_KEY (it is
     never stored). Verify with it as Standard Webhooks says; see docs/api.md, "Webhooks"."""
-    from ..db.session import create_engine, session_factory
+    from ..db.session import session_factory
     from ..services.keys import key_webhook_secret
 
     settings = settings_or_exit()
@@ -208,7 +208,7 @@ def webhook_secret(
         fail("SIGNING_KEY is unset: webhooks are signed with it, set it in every process")
 
     async def main() -> str | None:
-        engine = create_engine(url, pool_size=1)
+        engine = command_engine(settings, url, 1)
         try:
             async with session_factory(engine).begin() as session:
                 return await key_webhook_secret(session, signing_key, key_id, rotate)
@@ -224,14 +224,14 @@ def webhook_secret(
 @app.command("list")
 def list_keys() -> None:
     """Keys by id, name, role and whether they are revoked (never the secrets)."""
-    from ..db.session import create_engine, session_factory
+    from ..db.session import session_factory
     from ..services.keys import all_keys
 
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
 
     async def main() -> Table:
-        engine = create_engine(url, pool_size=1)
+        engine = command_engine(settings, url, 1)
         try:
             async with session_factory(engine)() as session:
                 keys = await all_keys(session)
@@ -259,14 +259,14 @@ def revoke(
     key_id: Annotated[str, typer.Argument(help="The id shown by `clipper keys list`.")],
 ) -> None:
     """Revoke a key: requests with it get 401 (within 30 s, the API's verification cache)."""
-    from ..db.session import create_engine, session_factory
+    from ..db.session import session_factory
     from ..services.keys import revoke_key
 
     settings = settings_or_exit()
     url = database_url_or_exit(settings)
 
     async def main() -> bool:
-        engine = create_engine(url, pool_size=1)
+        engine = command_engine(settings, url, 1)
         try:
             async with session_factory(engine).begin() as session:
                 return await revoke_key(session, key_id)

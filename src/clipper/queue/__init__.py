@@ -11,6 +11,10 @@ heartbeats, fenced settles, capped exponential backoff, dead letters and retenti
     async def handle(message: ReceivedMessage, context: JobContext) -> None: ...
     adapter.consume(handle)                          # runs until adapter.shutdown()
 
+Behind a transaction-pooling PgBouncer: `QueueConfig(..., pooler="transaction",
+listen_url=direct_url)` (without `listen_url`: poll-only), and `connection_kwargs(timeouts,
+"transaction")` for the application's own connections (see _pooling.py).
+
 This package imports nothing else from Clipper. See docs/queue.md.
 """
 
@@ -43,6 +47,7 @@ from ._message import (
     RetryNotice,
 )
 from ._metrics import QueueMetrics
+from ._pooling import Pooler, RoleTimeouts, connection_kwargs, ensure_role_timeouts
 from ._schema import SCHEMA_VERSION, install, install_sync, uninstall_sync
 
 __all__ = [
@@ -62,6 +67,7 @@ __all__ = [
     "JobContext",
     "LeaseLostError",
     "PermanentError",
+    "Pooler",
     "QueueAdapter",
     "QueueConfig",
     "QueueDepth",
@@ -74,11 +80,14 @@ __all__ = [
     "RetentionResult",
     "RetryHook",
     "RetryNotice",
+    "RoleTimeouts",
     "SystemicError",
     "TransactionFactory",
     "bounded",
+    "connection_kwargs",
     "current_job_id",
     "dead_letter_queue_name",
+    "ensure_role_timeouts",
     "install",
     "install_sync",
     "retry_delay_seconds",

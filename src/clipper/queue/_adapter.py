@@ -9,13 +9,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ._config import QueueConfig, dead_letter_queue_name
 from ._consumer import Consumer, ConsumerOptions, ErrorHook, Handler
 from ._depth import DepthSnapshot
 from ._dlq import AlertHook, dead_letter_handler
-from ._errors import QueueNotStartedError
+from ._errors import QueueError, QueueNotStartedError
 from ._hooks import (
     DeadLetterEntry,
     DeadLetterHook,
@@ -46,6 +47,9 @@ class QueueAdapter:
     query. Make one per process, `await start()` it, and `await shutdown()` at the end.
 
         adapter = QueueAdapter(database_url, QueueConfig(queue="clips"))
+
+    Behind a transaction-pooling PgBouncer, say so (`pooler="transaction"`) and give the
+    listener a direct path (`listen_url`), or consumers poll (see _pooling.py).
     """
 
     def __init__(
@@ -64,7 +68,7 @@ class QueueAdapter:
         self._shutdown_task: asyncio.Task[None] | None = None
         self._started = False
         deadlines = config.deadlines
-        kwargs = engine_connection_kwargs(deadlines)
+        kwargs = engine_connection_kwargs(deadlines, config.pooler)
         self._pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             database_url,
             min_size=2,
@@ -74,17 +78,21 @@ class QueueAdapter:
             open=False,
         )
         self.store = PostgresStore(
-            self._pool, database_url, config.schema, config.max_attempts, deadlines
+            self._pool, database_url, config.schema, config.max_attempts, deadlines, config.pooler
         )
         self.listener = Listener(
-            database_url,
+            # Its own path when given: LISTEN needs a session, which a transaction pooler
+            # does not keep. That path gets no startup options (LISTEN and its `SELECT 1`
+            # need no server-side timeouts, only the client deadline), so a session-mode
+            # pooler accepts it as well as PostgreSQL itself.
+            config.listen_url or database_url,
             notify_channel(config.schema),
             self.store.cancel_channel,
             self.store.wakeups,
             check_interval=config.poll_interval_seconds,
             reconnect_max_seconds=config.reconnect_max_seconds,
             on_error=self._report,
-            connection_kwargs=kwargs,
+            connection_kwargs=kwargs if config.listen_url is None else deadlines.libpq_kwargs(),
             deadline_seconds=deadlines.statement_seconds,
         )
         self._depth = DepthSnapshot(self.store.depth, config.poll_interval_seconds)
@@ -108,6 +116,8 @@ class QueueAdapter:
         listener = self.listener.alive or not self.listener.started
         if not listener:
             detail["listener"] = "not listening (reconnecting)"
+        elif self.config.poll_only:
+            detail["listener"] = "not used: poll-only behind a transaction pooler (no listen_url)"
         elif not self.listener.started:
             detail["listener"] = "not needed: this process does not consume"
         return HealthReport(database=database, listener=listener, detail=detail)
@@ -344,13 +354,41 @@ class QueueAdapter:
     async def start(self) -> None:
         """Open the pool, waiting for the database up to startup_timeout_seconds."""
         await self._pool.open(wait=True, timeout=self.config.startup_timeout_seconds)
+        if self.config.pooler is not None:
+            await self._ensure_role_timeouts()
         self._depth.start()
         self._shutdown_task = None
         self._started = True
 
+    async def _ensure_role_timeouts(self) -> None:
+        """Behind a transaction pooler the server-side timeouts cannot travel as startup
+        options: make them the role's defaults (see _pooling.py), or refuse to start without
+        them rather than run with none."""
+        try:
+            await self.store.ensure_role_timeouts()
+        except BaseException as exc:
+            await self._pool.close()
+            # Unreachable (OperationalError) stays itself: the caller's "cannot connect" path.
+            if not isinstance(exc, psycopg.Error) or isinstance(exc, psycopg.OperationalError):
+                raise
+            raise QueueError(
+                "transaction pooling: could not make the server-side timeouts the defaults of "
+                "this role in this database (ALTER ROLE CURRENT_USER IN DATABASE ... SET "
+                f"statement_timeout, lock_timeout, idle_in_transaction_session_timeout): {exc}"
+            ) from exc
+
     def _before_first_consumer(self) -> None:
         # Only consuming processes listen: a publish-only process (the API) would otherwise
-        # spend CPU receiving its own wake-ups.
+        # spend CPU receiving its own wake-ups. Poll-only: a LISTEN through a transaction
+        # pooler would silently receive nothing, so none is attempted.
+        if self.config.poll_only:
+            if not self._consumers:
+                logger.info(
+                    "poll-only: no LISTEN through the transaction pooler (no listen URL); "
+                    "idle consumers look for work every %gs",
+                    self.config.poll_interval_seconds,
+                )
+            return
         if not self.listener.started:
             self.listener.start()
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ._deadlines import ConnectionTimeouts
+from ._pooling import POOLERS, Pooler
 
 # fullmatch: `$` would also accept a trailing newline, which is no SQL identifier.
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -42,8 +43,19 @@ class QueueConfig:
     # Deadlines of every connection and statement the engine makes (see _deadlines.py);
     # None: the defaults, with statements bounded by half the visibility window (at most 15 s).
     timeouts: ConnectionTimeouts | None = None
+    # "transaction": the database URL leads to a transaction-pooling PgBouncer (or any pooler
+    # that gives each transaction whichever server connection is free). Then no statement is
+    # prepared, no startup option is sent, the server-side timeouts are the role's defaults in
+    # the database (start() sets them) and nothing LISTENs through it. See _pooling.py.
+    pooler: Pooler | None = None
+    # Where the LISTEN connection goes instead of the database URL: PostgreSQL itself, past a
+    # transaction pooler (LISTEN needs a session of its own). Unset with a pooler: poll-only,
+    # pickup within poll_interval_seconds. Not in repr: it may hold a password.
+    listen_url: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if self.pooler is not None and self.pooler not in POOLERS:
+            raise ValueError(f"pooler must be one of {sorted(POOLERS)} or None")
         if not _IDENTIFIER.fullmatch(self.schema):
             raise ValueError(
                 f"queue schema must be a lower-case SQL identifier, got {self.schema!r}"
@@ -61,6 +73,12 @@ class QueueConfig:
     @property
     def deadlines(self) -> ConnectionTimeouts:
         return self.timeouts or ConnectionTimeouts.for_visibility(self.visibility_seconds)
+
+    @property
+    def poll_only(self) -> bool:
+        """No LISTEN: through a transaction pooler a LISTEN would be left on whichever server
+        connection ran it and receive nothing, silently. Consumers then find work by polling."""
+        return self.pooler == "transaction" and self.listen_url is None
 
     @property
     def heartbeat_seconds(self) -> float:

@@ -75,13 +75,18 @@ class ConnectionTimeouts:
             "tcp_user_timeout": _ms(self.tcp_user_timeout_seconds),
         }
 
+    def server_settings(self) -> dict[str, int]:
+        """The server-side timeouts of a session, in milliseconds, by parameter name."""
+        return {
+            "statement_timeout": _ms(self.statement_seconds),
+            "lock_timeout": _ms(self.lock_seconds),
+            "idle_in_transaction_session_timeout": _ms(self.idle_in_transaction_seconds),
+        }
+
     def server_options(self) -> str:
-        """The `options` startup parameter: the server-side timeouts of a session."""
-        return (
-            f"-c statement_timeout={_ms(self.statement_seconds)}"
-            f" -c lock_timeout={_ms(self.lock_seconds)}"
-            f" -c idle_in_transaction_session_timeout={_ms(self.idle_in_transaction_seconds)}"
-        )
+        """The `options` startup parameter: the server-side timeouts of a session. (A
+        transaction pooler refuses it, or drops it when told to ignore it: see _pooling.py.)"""
+        return " ".join(f"-c {name}={ms}" for name, ms in self.server_settings().items())
 
 
 def _ms(seconds: float) -> int:

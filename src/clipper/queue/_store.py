@@ -18,7 +18,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from ._deadlines import ConnectionTimeouts, on_connection_within
+from ._deadlines import ConnectionTimeouts, bounded, on_connection_within
 from ._hooks import DeadLetterEntry, SettleOptions, Wakeups
 from ._message import (
     Claim,
@@ -30,22 +30,28 @@ from ._message import (
     ReceivedMessage,
     RetryNotice,
 )
+from ._pooling import Pooler, RoleTimeouts, connection_kwargs, ensure_role_timeouts
 from ._sql import cancel_channel, load_queries, notify_channel
 
 T = TypeVar("T")
+# How long a start waits for the sessions that predate new role defaults to end (_pooling.py).
+_STALE_DEADLINE_SECONDS = 5.0
 Connection = psycopg.AsyncConnection[Any]
 
 
-def engine_connection_kwargs(timeouts: ConnectionTimeouts) -> dict[str, Any]:
+def engine_connection_kwargs(
+    timeouts: ConnectionTimeouts, pooler: Pooler | None = None
+) -> dict[str, Any]:
     """Settings of every connection the engine opens (never of a caller's connection): the
     deadlines of _deadlines.py, autocommit, and generic plans. The engine's statements are
     prepared after a few runs; with plan_cache_mode=auto PostgreSQL kept re-planning them
     with custom plans, doubling the cost of a claim (0.37 -> 0.19 ms measured). Their plans
-    do not depend on the parameter values, so the generic plan is always right."""
+    do not depend on the parameter values, so the generic plan is always right. Behind a
+    transaction pooler nothing is prepared (so the plan cache mode does not matter) and no
+    startup option is sent: see _pooling.py."""
     return {
-        **timeouts.libpq_kwargs(),
+        **connection_kwargs(timeouts, pooler, options="-c plan_cache_mode=force_generic_plan"),
         "autocommit": True,
-        "options": f"-c plan_cache_mode=force_generic_plan {timeouts.server_options()}",
     }
 
 
@@ -106,10 +112,14 @@ class PostgresStore:
         schema: str,
         dead_letter_max_attempts: int,
         timeouts: ConnectionTimeouts,
+        pooler: Pooler | None = None,
     ) -> None:
         self._pool = pool
         self._deadline = timeouts.statement_seconds
-        kwargs = engine_connection_kwargs(timeouts)
+        self._timeouts = timeouts
+        kwargs = engine_connection_kwargs(timeouts, pooler)
+        self._conninfo = conninfo
+        self._connection_kwargs = {**kwargs, "application_name": "clipper-queue-setup"}
         self._publish_lane = Lane(conninfo, "publish", kwargs)
         self._claim_lane = Lane(conninfo, "claim", kwargs)
         self._ack_lane = Lane(conninfo, "ack", kwargs)
@@ -521,6 +531,19 @@ class PostgresStore:
             },
         )
         return [row[0] for row in rows]
+
+    async def ensure_role_timeouts(self) -> RoleTimeouts:
+        """The server-side timeouts as the role's defaults (transaction pooling: _pooling.py)."""
+        # Connections of its own, not the pool's: one of them may end its own session.
+        return await bounded(
+            ensure_role_timeouts(
+                self._conninfo,
+                self._timeouts,
+                stale_deadline_seconds=_STALE_DEADLINE_SECONDS,
+                **self._connection_kwargs,
+            ),
+            self._deadline * 2 + _STALE_DEADLINE_SECONDS,
+        )
 
     async def ping(self) -> bool:
         await self._execute("ping", {})

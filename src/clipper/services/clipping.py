@@ -58,7 +58,7 @@ class UploadedSource:
         key = source_key(job.upload_key)
         if not await self._storage.exists(key):
             raise MissingSourceError(f"the upload {job.upload_key} no longer exists")
-        return await self._storage.local_path(key)
+        return await self._storage.local_path(key, scratch)
 
 
 class UrlSource:
@@ -121,7 +121,7 @@ class UrlSource:
                         fetched = scratch / "source"
                         await self._holding(session, self._fetch(url, fetched))
                         await self._storage.put_file(key, fetched)  # a .part, then renamed
-                    return await self._storage.local_path(key)
+                    return await self._storage.local_path(key, scratch)
             await asyncio.sleep(_SHARED_FETCH_POLL_SECONDS)
 
     async def _holding(self, session: AsyncSession, work: Coroutine[Any, Any, None]) -> None:
@@ -234,7 +234,9 @@ class ClipProcessor:
         sidecar = subtitles_key(job.subtitles_upload_key)
         if not await self._storage.exists(sidecar):
             raise MissingSourceError("the subtitles upload no longer exists")
-        await cut_sidecar(await self._storage.local_path(sidecar), start_ms, job.end_ms, out)
+        await cut_sidecar(
+            await self._storage.local_path(sidecar, out.parent), start_ms, job.end_ms, out
+        )
 
     async def _cut(self, job: Job, attempt: int, progress: Progress, scratch: Path) -> ClipResult:
         source = await self._source(job, scratch, progress)

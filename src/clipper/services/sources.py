@@ -4,8 +4,10 @@ before the job is accepted (and again by the worker before it fetches)."""
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Collection
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from ..domain.clips import ClipRequest
@@ -33,15 +35,19 @@ async def check_upload(storage: Storage, upload_key: str, max_duration_sec: floa
     file FFmpeg reads whole (not truncated, not corrupt), no longer than `max_duration_sec`
     (MAX_CLIP_INPUT_DURATION_SEC)."""
     path = source_key(upload_key)
-    stored = await storage.local_path(path)
-    try:
-        info = await probe_upload(stored)
-    except UnreadableMediaError as exc:
-        await storage.delete(path)
-        raise UnusableUploadError(str(exc)) from exc
-    if info is None:
-        await storage.put_file(subtitles_key(upload_key), stored)
-        return CheckedUpload("subtitles")
+    # An object store's copy is downloaded into this folder for the probe and removed with it
+    # (the API keeps none); LocalStorage probes the stored file itself.
+    with tempfile.TemporaryDirectory(prefix="clipper-probe-") as scratch:
+        stored = await storage.local_path(path, Path(scratch))
+        try:
+            info = await probe_upload(stored)
+        except UnreadableMediaError as exc:
+            await storage.delete(path)
+            raise UnusableUploadError(str(exc)) from exc
+        if info is None:
+            await storage.put_file(subtitles_key(upload_key), stored)
+            await storage.delete(path)  # LocalStorage moved it already; a store copied it
+            return CheckedUpload("subtitles")
     if info.duration_ms > max_duration_sec * 1000:
         await storage.delete(path)
         raise UnusableUploadError(

@@ -8,14 +8,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..services.clipping import ClipProcessor, Source, UploadedSource, UrlSource
 from ..services.processing import Processor
 from ..settings import Settings
-from ..storage import LocalStorage
+from ..storage import storage_for
 
 
 def default_processors(
     settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> dict[str, Processor]:
     """`sessions`: for the lock over a batch's shared fetch of its URL source."""
-    storage = LocalStorage(settings.data_dir)
+    storage = storage_for(settings)
 
     def processor(source: Source) -> ClipProcessor:
         return ClipProcessor(

@@ -18,7 +18,7 @@ from ..services.webhooks import WEBHOOK_DELIVERIES_PER_KEY, WEBHOOK_QUEUE
 from ..settings import Settings
 from ..signals import StopSignals
 from ..signing import key_or_process_key
-from ..storage import LocalStorage
+from ..storage import storage_for
 from .alerts import alert_hook
 from .processors import default_processors
 from .webhooks import WebhookSender
@@ -52,7 +52,9 @@ class Worker:
         self._options = options
         self._own_queue = queue is None
         self.queue = queue or QueueAdapter(database_url, settings.queue_config())
-        self._engine = create_engine(database_url, timeouts=settings.connection_timeouts())
+        self._engine = create_engine(
+            database_url, timeouts=settings.connection_timeouts(), pooler=settings.pooler
+        )
         self._consumers: list[Consumer] = []
         self._maintenance: asyncio.Task[None] | None = None
 
@@ -70,7 +72,7 @@ class Worker:
                 else default_processors(self._settings, sessions),
                 self._settings.keep_finished_for,
                 self.queue.metrics.registry,
-                storage=LocalStorage(self._settings.data_dir),
+                storage=storage_for(self._settings),
                 deadline_seconds=self._settings.connection_timeouts().statement_seconds,
                 queue=self.queue,
             )
@@ -129,7 +131,7 @@ class Worker:
 
     async def _clean_up_jobs(self) -> None:
         """Job retention on the maintenance schedule (the queue's own runs beside it)."""
-        storage = LocalStorage(self._settings.data_dir)
+        storage = storage_for(self._settings)
         sessions = session_factory(self._engine)
         while True:
             try:

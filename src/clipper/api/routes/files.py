@@ -82,10 +82,10 @@ async def stored_file(
     if not await resources.storage.exists(key):
         raise GoneError("the file has been deleted")
     path = await resources.storage.local_path(key)
-    return FileResponse(path, media_type=_media_type(key), filename=path.name)
+    return FileResponse(path, media_type=media_type(key), filename=path.name)
 
 
-def _media_type(key: str) -> str:
+def media_type(key: str) -> str:
     """By the extension of the name Clipper gave the file; video/mp4 for any other (the
     clips stored before there were other containers are all clip.mp4)."""
     _, dot, extension = key.rpartition(".")

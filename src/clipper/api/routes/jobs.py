@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -40,6 +41,7 @@ from ..schemas import (
     JobRead,
     ResultRead,
 )
+from .files import media_type
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(get_caller)])
 
@@ -102,22 +104,29 @@ async def result(
     public = resources.settings.public_base_url
     base = (str(public) if public is not None else str(request.base_url)).rstrip("/")
 
-    def link(key: str | None) -> FileLink | None:
+    ttl = resources.settings.result_url_ttl_sec
+
+    async def link(key: str | None) -> FileLink | None:
         if key is None:
             return None
+        # The storage's own link when it has one (an object store's presigned GET, never
+        # logged), else a signed /files link this API serves.
+        direct = await resources.storage.link(key, ttl, media_type(key))
+        if direct is not None:
+            return FileLink(url=direct, expires_at=datetime.fromtimestamp(time.time() + ttl, UTC))
         path = f"/files/{key}"
-        query, expires = resources.signer.sign(path, resources.settings.result_url_ttl_sec)
+        query, expires = resources.signer.sign(path, ttl)
         return FileLink(
             url=f"{base}{path}?{query}", expires_at=datetime.fromtimestamp(expires, UTC)
         )
 
-    video = link(job.result_video_key)
+    video = await link(job.result_video_key)
     assert video is not None
     return ResultRead(
         video=video,
-        subtitles=link(job.result_subtitles_key),
-        thumbnail=link(job.result_thumbnail_key),
-        preview=link(job.result_preview_key),
+        subtitles=await link(job.result_subtitles_key),
+        thumbnail=await link(job.result_thumbnail_key),
+        preview=await link(job.result_preview_key),
     )
 
 
