@@ -145,17 +145,7 @@ class S3Storage:
                         upload_id = created["UploadId"]
                     part = bytes(buffer[: self._part_size])
                     del buffer[: self._part_size]
-                    number = len(parts) + 1
-                    answer = await self._call(
-                        "UploadPart",
-                        self._client.upload_part,
-                        Bucket=self.bucket,
-                        Key=name,
-                        UploadId=upload_id,
-                        PartNumber=number,
-                        Body=part,
-                    )
-                    parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+                    parts.append(await self._upload_part(name, upload_id, len(parts) + 1, part))
             if upload_id is None:
                 await self._call(
                     "PutObject",
@@ -165,18 +155,9 @@ class S3Storage:
                     Body=bytes(buffer),
                 )
                 return written
-            if buffer:
-                number = len(parts) + 1
-                answer = await self._call(
-                    "UploadPart",
-                    self._client.upload_part,
-                    Bucket=self.bucket,
-                    Key=name,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=bytes(buffer),
-                )
-                parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+            if buffer:  # the last part may be smaller
+                last = await self._upload_part(name, upload_id, len(parts) + 1, bytes(buffer))
+                parts.append(last)
             await self._call(
                 "CompleteMultipartUpload",
                 self._client.complete_multipart_upload,
@@ -197,6 +178,21 @@ class S3Storage:
                     )
             raise
         return written
+
+    async def _upload_part(
+        self, name: str, upload_id: str, number: int, body: bytes
+    ) -> dict[str, Any]:
+        """Part `number` of a multipart upload; what CompleteMultipartUpload needs of it."""
+        answer = await self._call(
+            "UploadPart",
+            self._client.upload_part,
+            Bucket=self.bucket,
+            Key=name,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body,
+        )
+        return {"PartNumber": number, "ETag": answer["ETag"]}
 
     async def put_file(self, key: str, source: Path) -> None:
         """boto3's transfer manager: one PutObject, or a multipart upload past `part_size`
