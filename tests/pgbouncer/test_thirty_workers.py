@@ -11,6 +11,7 @@ need 30 of the 40 connections beside the pooler's 20."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -61,6 +62,13 @@ def test_the_api_and_30_workers_share_40_connections_through_pgbouncer(
         METRICS_PORT="0",
         LOG_LEVEL="INFO",
     )
+    # As a deployment does: the role's timeouts are set once (any queue command through the
+    # pooler sets them), before the fleet starts. Else the first process to start changes
+    # them and ends the others' older sessions, which costs each of them a failed statement.
+    applied = subprocess.run(
+        [*CLIPPER, "queue", "stats"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert applied.returncode == 0, applied.stderr
     services: list[Service] = []
     try:
         started = time.monotonic()
