@@ -4,11 +4,8 @@ downloaded from the store's presigned URL."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +14,7 @@ from clipper.media.probe import probe
 from clipper.signals import StopSignals
 from clipper.worker.service import Worker, WorkerOptions
 from tests.api.conftest import ApiFactory, settings_for
+from tests.api.test_clips import _wait_finished
 from tests.media_files import make_video
 from tests.moto_server import SECRET_KEY, S3Bucket
 
@@ -40,16 +38,6 @@ async def s3_worker(db_url: str, data_dir: Path, s3_bucket: S3Bucket) -> AsyncIt
 def _objects(bucket: S3Bucket) -> list[str]:
     listed = bucket.client().list_objects_v2(Bucket=bucket.name)
     return sorted(item["Key"] for item in listed.get("Contents", []))
-
-
-async def _wait_finished(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = (await client.get(f"/api/jobs/{job_id}")).json()
-        if job["status"] in ("done", "failed"):
-            return job
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish")
 
 
 async def test_upload_clip_and_download_through_the_store(
