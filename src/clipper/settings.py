@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
         default="auto", validation_alias="S3_ADDRESSING_STYLE"
     )
+    # FFmpeg reads sources in the object store, and URL sources whose server takes ranges, by
+    # byte range (docs/service.md#range-reads); false downloads every source whole first.
+    source_range_reads: bool = Field(default=True, validation_alias="SOURCE_RANGE_READS")
     max_input_mb: float = Field(default=500, validation_alias="MAX_INPUT_MB", gt=0)
     max_clip_input_duration_sec: float = Field(
         default=7200, validation_alias="MAX_CLIP_INPUT_DURATION_SEC", gt=0

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from .errors import StorageFullError, is_disk_full
+from .ranges import RangeReader
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -106,6 +107,14 @@ class Storage(Protocol):
         (required then); LocalStorage answers the stored file itself."""
         ...
 
+    async def ranged(self, key: str) -> RangeReader | None:
+        """The object read by range (S3), or None: its file is local (`local_path`)."""
+        ...
+
+    async def rename(self, key: str, new_key: str) -> None:
+        """Store the object as `new_key` instead (all or nothing)."""
+        ...
+
     async def link(self, key: str, expires_seconds: int, content_type: str) -> str | None:
         """A URL that serves the object directly for `expires_seconds` as `content_type`
         (S3: a presigned GET), or None: serve it through the API's signed /files links."""
@@ -186,6 +195,12 @@ class LocalStorage:
 
     async def local_path(self, key: str, scratch: Path | None = None) -> Path:
         return self.path(key)
+
+    async def ranged(self, key: str) -> RangeReader | None:
+        return None  # FFmpeg reads the stored file itself
+
+    async def rename(self, key: str, new_key: str) -> None:
+        await self.put_file(new_key, self.path(key))
 
     async def link(self, key: str, expires_seconds: int, content_type: str) -> str | None:
         return None  # served by the API from DATA_DIR (api/routes/files.py)

@@ -1,9 +1,9 @@
 """The Storage in any S3-compatible object store: STORAGE_URL=s3://bucket/prefix.
 
 Only the part of the S3 API that Amazon S3, Cloudflare R2 and MinIO all honour is used:
-PutObject, GetObject, HeadObject, DeleteObject(s), ListObjectsV2, multipart upload
-(Create/UploadPart/Complete/Abort) and presigned GET URLs (presigned PUTs, for direct uploads,
-are in the same subset and come later). The endpoint, region and credentials are the S3
+PutObject, GetObject (whole and by range), HeadObject, CopyObject, DeleteObject(s),
+ListObjectsV2, multipart upload (Create/UploadPart/Complete/Abort), and presigned GET and PUT
+URLs (no presigned POST: R2 has none). The endpoint, region and credentials are the S3
 client's own: AWS_ENDPOINT_URL, AWS_REGION / AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY (or any other source boto3 reads, such as an instance role).
 
@@ -34,6 +34,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import StorageUnavailableError
+from .ranges import RangeReader
 from .storage import (
     _BATCH_FOLDER_PREFIX,
     _UPLOAD_KEY,
@@ -50,6 +51,10 @@ T = TypeVar("T")
 
 # S3 refuses multipart parts under 5 MiB (but the last); 8 MiB is boto3's own default.
 PART_SIZE = 8 * 2**20
+# A ranged read asks at most this much per GetObject: FFmpeg hangs up when it seeks, and what
+# one open request already sent past that point is read for nothing.
+READ_WINDOW = 4 * 2**20
+READ_CHUNK = 256 * 2**10
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 _URL = re.compile(r"^s3://([^/]+)/?(.*)$")
 
@@ -208,10 +213,27 @@ class S3Storage:
         )
         await asyncio.to_thread(source.unlink, missing_ok=True)
 
+    async def ranged(self, key: str) -> RangeReader:
+        name = self.object_key(key)
+        head = await self._call(
+            "HeadObject", self._client.head_object, Bucket=self.bucket, Key=name
+        )
+        return _ObjectRanges(self, name, int(head["ContentLength"]))
+
+    async def rename(self, key: str, new_key: str) -> None:
+        """CopyObject (one request up to 5 GB: only small sidecars are renamed), then delete."""
+        await self._call(
+            "CopyObject",
+            self._client.copy_object,
+            Bucket=self.bucket,
+            Key=self.object_key(new_key),
+            CopySource={"Bucket": self.bucket, "Key": self.object_key(key)},
+        )
+        await self.delete(key)
+
     async def local_path(self, key: str, scratch: Path | None = None) -> Path:
-        """The whole object downloaded into `scratch` (a .part renamed once complete). Range
-        reads, so that FFmpeg fetches only the part of a long source a clip needs, come in a
-        later step."""
+        """The whole object downloaded into `scratch` (a .part renamed once complete): for
+        small files (subtitles); FFmpeg reads sources by range (`ranged`)."""
         if scratch is None:
             raise ValueError("S3Storage.local_path needs a scratch folder to download into")
         target = scratch / f"stored-{key.replace('/', '-')}"
@@ -313,6 +335,37 @@ class S3Storage:
             if answer.get("Errors"):
                 codes = sorted({error.get("Code", "?") for error in answer["Errors"]})
                 raise StorageUnavailableError(f"object storage DeleteObjects failed: {codes}")
+
+
+class _ObjectRanges:
+    """An object read by ranged GetObjects of at most READ_WINDOW bytes each."""
+
+    def __init__(self, storage: S3Storage, name: str, size: int) -> None:
+        self._storage = storage
+        self._name = name
+        self._size = size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    async def chunks(self, start: int, stop: int) -> AsyncIterator[bytes]:
+        client = self._storage._client
+        for window in range(start, stop, READ_WINDOW):
+            last = min(stop, window + READ_WINDOW) - 1
+            answer = await self._storage._call(
+                "GetObject",
+                client.get_object,
+                Bucket=self._storage.bucket,
+                Key=self._name,
+                Range=f"bytes={window}-{last}",
+            )
+            body = answer["Body"]
+            try:
+                while chunk := await self._storage._call("GetObject", body.read, amt=READ_CHUNK):
+                    yield chunk
+            finally:
+                body.close()
 
 
 @contextlib.contextmanager

@@ -20,7 +20,9 @@ from clipper.db.urls import libpq_url
 from clipper.logs import configure_logging
 from clipper.queue import JobContext
 from clipper.services.processing import ClipResult, Processor, Progress
+from clipper.services.reading import SourceReading
 from clipper.settings import load_settings
+from clipper.storage import storage_for
 from clipper.worker.processors import default_processors
 from clipper.worker.service import WorkerOptions, run_worker
 
@@ -52,7 +54,9 @@ def main() -> None:
     url = libpq_url(settings.database_url.get_secret_value())
     # The processors' own sessions (a batch's shared fetch); the worker makes its own too.
     engine = create_engine(url, timeouts=settings.connection_timeouts())
-    processors = default_processors(settings, session_factory(engine))
+    storage = storage_for(settings)
+    reading = SourceReading(storage, by_range=settings.source_range_reads)
+    processors = default_processors(settings, session_factory(engine), storage, reading)
     if os.environ.get("FAULT_STOP_AFTER_STORE"):
         stopper = StopAfterFirstStore()
         processors = {kind: stopper.wrap(p) for kind, p in processors.items()}

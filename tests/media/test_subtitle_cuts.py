@@ -6,8 +6,10 @@ same times."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -219,8 +221,9 @@ class _GivenFile:
     def __init__(self, path: Path) -> None:
         self._path = path
 
-    async def __call__(self, job: Job, scratch: Path, progress: Progress) -> Path:
-        return self._path
+    @contextlib.asynccontextmanager
+    async def __call__(self, job: Job, scratch: Path, progress: Progress) -> AsyncIterator[Path]:
+        yield self._path
 
 
 async def _no_progress(percent: int, stage: str) -> None:

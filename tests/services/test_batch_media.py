@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clipper.db.models import Job
 from clipper.db.session import create_engine, session_factory
+from clipper.media.inputs import MediaInput
 from clipper.queue import ConnectionTimeouts
 from clipper.services.clipping import UrlSource
+from clipper.services.reading import SourceReading
 from clipper.storage import LocalStorage, batch_media_key
 from tests.helpers import wait_for
 
@@ -39,16 +41,25 @@ class SlowFetch:
         self.started = 0
         self.release = asyncio.Event()
 
-        async def fetch(source: UrlSource, url: str, target: Path) -> None:
+        async def media_url(source: UrlSource, url: str) -> str:
+            return url
+
+        async def download(source: UrlSource, media: str, target: Path) -> None:
             self.started += 1
             await self.release.wait()
             await asyncio.to_thread(target.write_bytes, b"the fetched media")
 
-        monkeypatch.setattr(UrlSource, "_fetch", fetch)
+        monkeypatch.setattr(UrlSource, "_media_url", media_url)
+        monkeypatch.setattr(UrlSource, "_download", download)
 
 
 async def _no_progress(percent: int, stage: str) -> None:
     return None
+
+
+async def _source_of(source: UrlSource, job: Job, scratch: Path) -> MediaInput:
+    async with source(job, scratch, _no_progress) as media:
+        return media
 
 
 async def _lock_held_for(db_url: str) -> float:
@@ -72,6 +83,7 @@ async def test_one_fetch_for_the_batch_held_past_the_idle_timeout_and_shared(
         2**20,
         10.0,
         storage=storage,
+        reading=SourceReading(storage, by_range=True),
         sessions=session_factory(short_idle_engine),
         deadline_seconds=5.0,
         keepalive_seconds=IDLE_TIMEOUT_SECONDS / 3,
@@ -84,9 +96,9 @@ async def test_one_fetch_for_the_batch_held_past_the_idle_timeout_and_shared(
         Job(id=uuid.uuid4(), batch_id=batch_id, source_url="http://127.0.0.1/talk.mp4")
         for _ in scratch
     ]
-    first = asyncio.create_task(source(jobs[0], scratch[0], _no_progress))
+    first = asyncio.create_task(_source_of(source, jobs[0], scratch[0]))
     await wait_for(lambda: fetch.started == 1, message="the first fetch")
-    second = asyncio.create_task(source(jobs[1], scratch[1], _no_progress))
+    second = asyncio.create_task(_source_of(source, jobs[1], scratch[1]))
 
     async def held_long() -> bool:
         return await _lock_held_for(db_url) > 3 * IDLE_TIMEOUT_SECONDS

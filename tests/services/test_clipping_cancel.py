@@ -5,9 +5,11 @@ their lease has expired, and every attempt removes its own folder however it end
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Literal, cast
@@ -37,14 +39,15 @@ class FakeSource:
         self.started = asyncio.Event()
         self.scratch = Path()
 
-    async def __call__(self, job: Job, scratch: Path, progress: Progress) -> Path:
+    @contextlib.asynccontextmanager
+    async def __call__(self, job: Job, scratch: Path, progress: Progress) -> AsyncIterator[Path]:
         self.scratch = scratch
         self.started.set()
         if self.outcome == "missing":
             raise MissingSourceError("the upload no longer exists")
         if self.outcome == "hang":
             await asyncio.Event().wait()
-        return self.video
+        yield self.video
 
 
 @pytest.fixture(scope="module")

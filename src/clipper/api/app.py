@@ -10,6 +10,7 @@ from fastapi_offline import FastAPIOffline
 
 from ..db.session import create_engine, session_factory
 from ..queue import QueueAdapter
+from ..services.reading import SourceReading
 from ..settings import Settings
 from ..signing import Signer, key_or_process_key
 from ..storage import storage_for
@@ -57,18 +58,23 @@ def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None
         adapter = queue or QueueAdapter(database_url, settings.queue_config())
         if own_queue:
             await adapter.start()
+        storage = storage_for(settings)
+        # The uploads' probe reads an object in the store by range, not downloaded whole.
+        reading = SourceReading(storage, by_range=settings.source_range_reads)
         app.state.resources = Resources(
             settings=settings,
             sessions=sessions,
             queue=adapter,
             keys=ApiKeys(settings.enable_api_keys, sessions),
             metrics=metrics,
-            storage=storage_for(settings),
+            storage=storage,
+            reading=reading,
             signer=Signer(signing_key(settings)),
         )
         try:
             yield
         finally:
+            await reading.aclose()
             if own_queue:
                 await adapter.shutdown()
             await engine.dispose()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..queue import QueueAdapter
+from ..services.reading import SourceReading
 from ..settings import Settings
 from ..signing import Signer
 from ..storage import Storage
@@ -22,4 +23,5 @@ class Resources:
     keys: ApiKeys
     metrics: ApiMetrics
     storage: Storage
+    reading: SourceReading
     signer: Signer

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ipaddress
 import logging
-from collections.abc import Iterator
 
 import uvicorn
 from fastapi import FastAPI
 
+from ..embedded_server import EmbeddedServer
 from ..settings import Settings
 
 logger = logging.getLogger("clipper.api")
-
-
-class EmbeddedServer(uvicorn.Server):
-    """uvicorn without signal handlers of its own: the command decides when to stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    @property
-    def address(self) -> str:
-        host, port = self.servers[0].sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
 
 
 def make_server(app: FastAPI, settings: Settings) -> EmbeddedServer:
@@ -46,14 +31,6 @@ def make_server(app: FastAPI, settings: Settings) -> EmbeddedServer:
         lifespan="on",
     )
     return EmbeddedServer(config)
-
-
-async def wait_until_listening(server: EmbeddedServer, serving: asyncio.Task[None]) -> bool:
-    while not server.started:
-        if serving.done():
-            return False
-        await asyncio.sleep(0.01)
-    return True
 
 
 def _is_loopback(host: str) -> bool:

@@ -11,7 +11,7 @@ import typer
 from ._runtime import database_reachable_or_exit, database_url_or_exit, run, settings_or_exit
 
 if TYPE_CHECKING:
-    from ..api.server import EmbeddedServer
+    from ..embedded_server import EmbeddedServer
     from ..settings import Settings
     from ..signals import StopSignals
 
@@ -88,7 +88,7 @@ async def _serve_all(settings: Settings, url: str) -> None:
 
 
 async def _serve_until_stopped(server: EmbeddedServer, signals: StopSignals) -> None:
-    from ..api.server import wait_until_listening
+    from ..embedded_server import wait_until_listening
     from ..worker.service import StartupError
 
     serving = asyncio.create_task(server.serve())

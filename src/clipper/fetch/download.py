@@ -1,18 +1,26 @@
-"""Downloading a URL source through the guard: every hop vetted, the vetted address pinned,
-a size cap and a time limit. Its failures carry codes; the services decide, from the code,
-which are worth another attempt (clipper.services.failures)."""
+"""Reading a URL source through the guard, every hop vetted and the vetted address pinned:
+downloaded whole (a size cap and a time limit), or read by range when the server allows.
+Its failures carry codes; the services decide, from the code, which are worth another attempt
+(clipper.services.failures)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping
+import contextlib
+import re
+from collections.abc import AsyncIterator, Collection, Mapping
 from pathlib import Path
 
 import httpx
 
+from ..ranges import RangeReader
 from .guard import Destination, Resolver, check_url, system_resolver
 
 MAX_REDIRECTS = 5
+# A ranged read asks at most this much per request: FFmpeg hangs up when it seeks, and what
+# one open request already sent past that point is read for nothing.
+READ_WINDOW = 4 * 2**20
+_CONTENT_RANGE = re.compile(r"bytes 0-0/(\d+)")
 
 
 class SourceTooLargeError(Exception):
@@ -45,27 +53,116 @@ async def download(
     """Save `url` to `target`, following redirects by hand so each hop passes the guard."""
     try:
         async with asyncio.timeout(timeout_seconds), httpx.AsyncClient(timeout=30) as client:
-            for _ in range(MAX_REDIRECTS + 1):
-                destination = await asyncio.to_thread(check_url, url, allowlist, resolve)
-                request = pinned_request(client, destination)
-                response = await client.send(request, stream=True)
-                try:
-                    if response.is_redirect:
-                        url = str(destination.url.join(response.headers["location"]))
-                        continue
-                    if response.status_code >= 400:
-                        error = (
-                            FetchRefusedError if response.status_code < 500 else FetchFailedError
-                        )
-                        raise error(f"the source answered HTTP {response.status_code}")
-                    await _save(response, target, max_bytes)
-                    return
-                finally:
-                    await response.aclose()
+            response, _ = await _follow(client, url, allowlist, resolve)
+            try:
+                await _save(response, target, max_bytes)
+            finally:
+                await response.aclose()
     except TimeoutError:
         raise FetchFailedError(f"fetching the source took over {timeout_seconds:g} s") from None
     except httpx.TransportError as exc:
         raise FetchFailedError(f"fetching the source failed: {exc}") from None
+
+
+@contextlib.asynccontextmanager
+async def ranged_source(
+    url: str,
+    *,
+    max_bytes: int,
+    allowlist: Collection[str] = (),
+    resolve: Resolver = system_resolver,
+) -> AsyncIterator[RangeReader | None]:
+    """`url` read by range, when its server takes ranges (it answers `Range: bytes=0-0` with
+    206 and the size); else None: download it whole. Every request, the first and each range
+    FFmpeg asks later, follows redirects through the guard like `download`."""
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            response, final_url = await _follow(
+                client, url, allowlist, resolve, headers={"Range": "bytes=0-0"}
+            )
+            await response.aclose()
+            size = _total_size(response)
+            if size is not None and size > max_bytes:
+                raise SourceTooLargeError(f"the source is over {max_bytes} bytes")
+            yield None if size is None else _UrlRanges(client, final_url, size, allowlist, resolve)
+    except httpx.TransportError as exc:
+        raise FetchFailedError(f"fetching the source failed: {exc}") from None
+
+
+class _UrlRanges:
+    """A URL source read by ranged GETs of at most READ_WINDOW bytes each."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        size: int,
+        allowlist: Collection[str],
+        resolve: Resolver,
+    ) -> None:
+        self._client = client
+        self._url = url
+        self._size = size
+        self._allowlist = allowlist
+        self._resolve = resolve
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    async def chunks(self, start: int, stop: int) -> AsyncIterator[bytes]:
+        for window in range(start, stop, READ_WINDOW):
+            last = min(stop, window + READ_WINDOW) - 1
+            wanted = f"bytes {window}-{last}/{self._size}"
+            response, _ = await _follow(
+                self._client,
+                self._url,
+                self._allowlist,
+                self._resolve,
+                headers={"Range": f"bytes={window}-{last}"},
+            )
+            try:
+                if response.status_code != 206 or response.headers.get("content-range") != wanted:
+                    raise FetchFailedError("the source stopped answering byte ranges")
+                async for chunk in response.aiter_bytes():
+                    yield chunk
+            finally:
+                await response.aclose()
+
+
+def _total_size(response: httpx.Response) -> int | None:
+    """The size a 206 answer's Content-Range gives (`bytes 0-0/12345`); None for any other
+    answer (200: the server ignores ranges) or an unknown size (`/*`)."""
+    if response.status_code != 206:
+        return None
+    match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", "").strip())
+    return None if match is None else int(match.group(1))
+
+
+async def _follow(
+    client: httpx.AsyncClient,
+    url: str,
+    allowlist: Collection[str],
+    resolve: Resolver,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[httpx.Response, str]:
+    """The streamed response at the end of `url`'s redirects, and the URL that gave it: each
+    hop vetted by the guard and pinned to the vetted address. An HTTP error is FetchRefused
+    (4xx) or FetchFailed (5xx); the caller closes the response."""
+    for _ in range(MAX_REDIRECTS + 1):
+        destination = await asyncio.to_thread(check_url, url, allowlist, resolve)
+        request = pinned_request(client, destination, headers=headers)
+        response = await client.send(request, stream=True)
+        if response.is_redirect:
+            await response.aclose()
+            url = str(destination.url.join(response.headers["location"]))
+            continue
+        if response.status_code >= 400:
+            await response.aclose()
+            error = FetchRefusedError if response.status_code < 500 else FetchFailedError
+            raise error(f"the source answered HTTP {response.status_code}")
+        return response, url
     raise FetchRefusedError(f"more than {MAX_REDIRECTS} redirects")
 
 

@@ -16,6 +16,7 @@ from ..domain.clips import CutMode
 from ..domain.outputs import OutputOptions
 from .errors import FfmpegError, InvalidOutputError, SegmentOutOfRangeError
 from .ffmpeg import run_ffmpeg, segment_input
+from .inputs import MediaInput
 from .outputs import (
     STANDARD,
     OutputPlan,
@@ -58,7 +59,7 @@ class Start:
 
 @dataclass(frozen=True, slots=True)
 class _Job:
-    source: Path
+    source: MediaInput
     info: MediaInfo
     output: Path
     on_progress: StageProgress
@@ -68,7 +69,7 @@ class _Job:
 
 
 async def cut_segment(
-    source: Path,
+    source: MediaInput,
     info: MediaInfo,
     start_ms: int,
     end_ms: int,
@@ -114,7 +115,7 @@ def range_fits(end_ms: int, info: MediaInfo) -> bool:
     return end_ms <= info.duration_ms + DURATION_TOLERANCE_MS
 
 
-async def cut_start(source: Path, info: MediaInfo, start_ms: int, mode: CutMode) -> Start:
+async def cut_start(source: MediaInput, info: MediaInfo, start_ms: int, mode: CutMode) -> Start:
     """Where a cut of `source` from `start_ms` starts. Exact: on the frame on screen at
     `start_ms` (the last one whose pts <= start_ms), copyable only when that frame is a
     keyframe and `start_ms` lies within half a frame of it; so a start 30 ms into a 40 ms
@@ -133,7 +134,7 @@ async def cut_start(source: Path, info: MediaInfo, start_ms: int, mode: CutMode)
 
 
 def cut_arguments(
-    source: Path,
+    source: MediaInput,
     start_ms: int,
     duration_ms: int,
     method: str,

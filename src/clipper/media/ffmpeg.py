@@ -17,6 +17,7 @@ import imageio_ffmpeg
 
 from ..errors import StorageFullError, says_disk_full
 from .errors import FfmpegError, FfmpegTimeoutError
+from .inputs import MediaInput, input_arguments
 
 ProgressCallback = Callable[[float], Awaitable[None]]
 
@@ -28,15 +29,14 @@ def ffmpeg_path() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
-def segment_input(source: Path, start_ms: int, duration_ms: int) -> list[str]:
+def segment_input(source: MediaInput, start_ms: int, duration_ms: int) -> list[str]:
     """Seek into `source` and take `duration_ms` from there (input seeking: fast, and it
-    shifts the segment's timestamps to start at zero)."""
+    shifts the segment's timestamps to start at zero; a URL is read from there by range)."""
     return [
         "-y",
         "-ss",
         f"{start_ms / 1000:.3f}",
-        "-i",
-        str(source),
+        *input_arguments(source),
         "-t",
         f"{duration_ms / 1000:.3f}",
     ]

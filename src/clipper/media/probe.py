@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CorruptMediaError, TruncatedMediaError, UnreadableMediaError
+from .inputs import MediaInput, input_options
 
 logger = logging.getLogger("clipper.media")
 
@@ -69,12 +70,12 @@ class MediaInfo:
         return self.subtitle_streams > 0 and not (self.has_video or self.has_audio)
 
 
-async def probe(path: Path, *, timeout_seconds: float = PROBE_TIMEOUT_SECONDS) -> MediaInfo:
+async def probe(path: MediaInput, *, timeout_seconds: float = PROBE_TIMEOUT_SECONDS) -> MediaInfo:
     """What `path` holds; UnreadableMediaError unless it has a video or audio stream."""
     return _playable(await _describe(path, timeout_seconds))
 
 
-async def probe_upload(path: Path) -> MediaInfo | None:
+async def probe_upload(path: MediaInput) -> MediaInfo | None:
     """The upload route's two questions in one child: None for a file that holds subtitles
     only (an .srt sidecar), else what `probe` answers."""
     info = await _describe(path, PROBE_TIMEOUT_SECONDS)
@@ -90,7 +91,7 @@ class FrameAt:
     keyframe_ms: int  # the last keyframe at or before it, rounded up: seeking there lands on it
 
 
-async def frame_at(path: Path, at_ms: int) -> FrameAt | None:
+async def frame_at(path: MediaInput, at_ms: int) -> FrameAt | None:
     """The frame on screen at `at_ms` (the last one whose pts <= at_ms); None without video
     or before its first frame."""
     answer = await _ask(path, "frame", str(at_ms), timeout_seconds=PROBE_TIMEOUT_SECONDS)
@@ -110,7 +111,7 @@ def _playable(info: MediaInfo) -> MediaInfo:
     return info
 
 
-async def _describe(path: Path, timeout_seconds: float) -> MediaInfo:
+async def _describe(path: MediaInput, timeout_seconds: float) -> MediaInfo:
     fields = (await _ask(path, "describe", timeout_seconds=timeout_seconds)).get("info")
     # The child parsed hostile input: its answer is checked like any untrusted data.
     if not isinstance(fields, dict):
@@ -150,13 +151,15 @@ _CODECS = ("video_codec", "audio_codec")
 _NAME_LIMIT = 32  # FFmpeg's codec names are short; a longer one is garbage, cut
 
 
-def _absolute(path: Path) -> str:
+def _absolute(path: MediaInput) -> str:
     """The child runs in /, and DATA_DIR is relative by default (to our own folder): it gets
-    absolute paths. (Only a getcwd(): nothing that blocks the event loop.)"""
-    return os.path.abspath(path)
+    absolute paths (a URL goes as it is). Only a getcwd(): nothing that blocks the loop."""
+    return os.path.abspath(path) if isinstance(path, Path) else path
 
 
-async def _ask(path: Path, command: str, *extra: str, timeout_seconds: float) -> dict[str, object]:
+async def _ask(
+    path: MediaInput, command: str, *extra: str, timeout_seconds: float
+) -> dict[str, object]:
     """Have a child of the probe server run `command` on `path` and return its answer; an
     unreadable file, a time-out, a crash or a garbled answer is UnreadableMediaError."""
     request = json.dumps(
@@ -165,6 +168,7 @@ async def _ask(path: Path, command: str, *extra: str, timeout_seconds: float) ->
             "command": command,
             "path": _absolute(path),
             "arguments": list(extra),
+            "options": input_options(path),
         }
     ).encode()
     try:
@@ -216,7 +220,7 @@ async def _head(stream: asyncio.StreamReader, limit: int) -> bytes:
 _REAP_SECONDS = 5.0
 
 
-async def _exchange(request: bytes, path: Path) -> tuple[bytes, bytes]:
+async def _exchange(request: bytes, path: MediaInput) -> tuple[bytes, bytes]:
     """What a child of the server answered `request` (after its pid line: its output, then the
     server's exit status) and what it wrote on stderr. A request the server dropped unread,
     because it was gone or going, is sent once more, to a new server: no child has read the
@@ -410,6 +414,6 @@ def _stop_at_exit() -> None:
         _stop(server)
 
 
-def _garbled(path: Path, what: str) -> UnreadableMediaError:
+def _garbled(path: MediaInput, what: str) -> UnreadableMediaError:
     logger.warning("probing %s gave a garbled answer (%s)", path, what)
     return UnreadableMediaError("cannot read the input: reading it failed")

@@ -56,10 +56,21 @@ def _confine(memory_bytes: int) -> None:
             sys.exit(1)
 
 
+# FFmpeg's options for opening the input, as the request gives them (a URL's: bounded range
+# requests on one connection, a read timeout); none for a file.
+_open_options: dict[str, str] = {}
+
+
+def _open(path: str) -> Any:
+    import av
+
+    return av.open(path, options=_open_options)
+
+
 def _describe(path: str) -> dict[str, Any]:
     import av  # after _confine: loading FFmpeg's libraries counts against the limit too
 
-    with av.open(path) as container:
+    with _open(path) as container:
         streams = container.streams
         duration = container.duration
         if duration is None:  # some containers only know it per stream
@@ -127,7 +138,7 @@ def _broken(path: str, seconds: float) -> dict[str, str] | None:
     the whole file)."""
     import av
 
-    with av.open(path) as container:
+    with _open(path) as container:
         playable = [*container.streams.video[:1], *container.streams.audio[:1]]
         stream = playable[0]  # the video when there is one: seeking works by its keyframes
         try:
@@ -167,9 +178,8 @@ def _broken(path: str, seconds: float) -> dict[str, str] | None:
 def _frame(path: str, at_ms: int) -> dict[str, Any]:
     """The video frame on screen at `at_ms` (the last one whose pts <= at_ms), its duration,
     and the last keyframe at or before it; null without video or before the first frame."""
-    import av
 
-    with av.open(path) as container:
+    with _open(path) as container:
         if not container.streams.video:
             return {"frame": None}
         stream = container.streams.video[0]
@@ -293,6 +303,7 @@ def _child(request: dict[str, Any], answer_fd: int, errors_fd: int, server: int)
         _confine(int(request["memory"]))
         if os.getppid() != server:  # the server died before the PDEATHSIG was set
             os._exit(1)
+        _open_options.update(request.get("options", {}))
         json.dump(_answer(request["command"], request["path"], request["arguments"]), sys.stdout)
         sys.stdout.flush()
         code = 0

@@ -12,6 +12,7 @@ import srt
 
 from .errors import SubtitleFontsMissingError, SubtitlesMissingError
 from .ffmpeg import run_ffmpeg
+from .inputs import MediaInput, input_arguments
 from .probe import MediaInfo
 
 logger = logging.getLogger("clipper.media")
@@ -33,7 +34,12 @@ def pick_track(info: MediaInfo, language: str | None) -> int:
 
 
 async def cut_subtitles(
-    source: Path, track: int, start_ms: int, end_ms: int, output: Path, timeout_seconds: float
+    source: MediaInput,
+    track: int,
+    start_ms: int,
+    end_ms: int,
+    output: Path,
+    timeout_seconds: float,
 ) -> None:
     """Cut the source's text track `track` (mov_text, SRT, ASS, WebVTT) to the segment as SRT.
     FFmpeg extracts the whole track, unseeked: an input seek (`-ss` before `-i`) shifts
@@ -45,7 +51,17 @@ async def cut_subtitles(
 
     # Extracted into `output` and cut in place: no second scratch file to clean up.
     await run_ffmpeg(
-        ["-y", "-i", str(source), "-map", f"0:s:{track}", "-c:s", "srt", "-f", "srt", str(output)],
+        [
+            "-y",
+            *input_arguments(source),
+            "-map",
+            f"0:s:{track}",
+            "-c:s",
+            "srt",
+            "-f",
+            "srt",
+            str(output),
+        ],
         duration_ms=0,  # reports no progress: a text track is quick to extract
         on_progress=ignore,
         timeout_seconds=timeout_seconds,

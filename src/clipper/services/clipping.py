@@ -19,12 +19,13 @@ from ..db.models import Job
 from ..db.repositories import JobRepository, ping
 from ..domain.clips import CutMode
 from ..domain.outputs import OutputOptions
-from ..fetch.download import download
+from ..fetch.download import download, ranged_source
 from ..fetch.extract import media_url
 from ..fetch.guard import check_url
 from ..media.cutting import cut_segment, cut_start
 from ..media.errors import MissingSourceError
 from ..media.images import THUMBNAIL_NAME, make_preview, make_thumbnail, preview_name
+from ..media.inputs import MediaInput
 from ..media.outputs import OutputPlan, plan_output
 from ..media.probe import MediaInfo, probe
 from ..media.subtitles import burn_filter, cut_sidecar, cut_subtitles, pick_track
@@ -33,6 +34,7 @@ from ..storage import Storage, batch_media_key, result_key, source_key, subtitle
 from .batches import media_lock_name
 from .failures import SourceTooLongError
 from .processing import ClipResult, Progress
+from .reading import SourceReading
 
 # Every attempt's scratch folder is named clip-{job id}-{attempt}-{random}.
 _SCRATCH_PREFIX = "clip-"
@@ -44,27 +46,35 @@ T = TypeVar("T")
 
 
 class Source(Protocol):
-    async def __call__(self, job: Job, scratch: Path, progress: Progress) -> Path:
-        """A local file with the job's source."""
+    def __call__(
+        self, job: Job, scratch: Path, progress: Progress
+    ) -> contextlib.AbstractAsyncContextManager[MediaInput]:
+        """The job's source while the block runs: a URL of the relay that reads it by range,
+        or a local file (`scratch` holds a download)."""
         ...
 
 
 class UploadedSource:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, reading: SourceReading) -> None:
         self._storage = storage
+        self._reading = reading
 
-    async def __call__(self, job: Job, scratch: Path, progress: Progress) -> Path:
+    @contextlib.asynccontextmanager
+    async def __call__(
+        self, job: Job, scratch: Path, progress: Progress
+    ) -> AsyncIterator[MediaInput]:
         assert job.upload_key is not None  # the registry sends only upload jobs here
         key = source_key(job.upload_key)
         if not await self._storage.exists(key):
             raise MissingSourceError(f"the upload {job.upload_key} no longer exists")
-        return await self._storage.local_path(key, scratch)
+        async with self._reading.stored(key, scratch) as source:
+            yield source
 
 
 class UrlSource:
-    """A page or media URL: yt-dlp finds the media, the guarded downloader fetches it. A job
-    of a batch cuts from the batch's stored copy instead, which the first of its jobs to
-    need it fetches (see `_shared`)."""
+    """A page or media URL: yt-dlp finds the media, read by range through the guard when its
+    server allows, else downloaded through the guard. A job of a batch cuts from the batch's
+    stored copy instead, which the first of its jobs to need it fetches (see `_shared`)."""
 
     def __init__(
         self,
@@ -73,6 +83,7 @@ class UrlSource:
         timeout_seconds: float,
         *,
         storage: Storage,
+        reading: SourceReading,
         sessions: async_sessionmaker[AsyncSession],
         deadline_seconds: float,
         keepalive_seconds: float,
@@ -84,47 +95,67 @@ class UrlSource:
         self._max_bytes = max_bytes
         self._timeout = timeout_seconds
         self._storage = storage
+        self._reading = reading
         self._sessions = sessions
         self._deadline = deadline_seconds
         self._keepalive = keepalive_seconds
 
-    async def __call__(self, job: Job, scratch: Path, progress: Progress) -> Path:
+    @contextlib.asynccontextmanager
+    async def __call__(
+        self, job: Job, scratch: Path, progress: Progress
+    ) -> AsyncIterator[MediaInput]:
         assert job.source_url is not None  # the registry sends only URL jobs here
         await progress(1, "fetch")
         if job.batch_id is not None:
-            return await self._shared(job.batch_id, job.source_url, scratch)
+            key = await self._shared(job.batch_id, job.source_url, scratch)
+            async with self._reading.stored(key, scratch) as source:
+                yield source
+            return
+        media = await self._media_url(job.source_url)
+        if self._reading.by_range:
+            async with ranged_source(
+                media, max_bytes=self._max_bytes, allowlist=self._allowlist
+            ) as reader:
+                if reader is not None:
+                    async with self._reading.relayed(reader) as source:
+                        yield source
+                    return
         target = scratch / "source"
-        await self._fetch(job.source_url, target)
-        return target
+        await self._download(media, target)
+        yield target
 
-    async def _fetch(self, url: str, target: Path) -> None:
+    async def _media_url(self, url: str) -> str:
         await asyncio.to_thread(check_url, url, self._allowlist)  # before any request
+        return await media_url(url, allowlist=self._allowlist)
+
+    async def _download(self, media: str, target: Path) -> None:
         await download(
-            await media_url(url, allowlist=self._allowlist),
+            media,
             target,
             max_bytes=self._max_bytes,
             timeout_seconds=self._timeout,
             allowlist=self._allowlist,
         )
 
-    async def _shared(self, batch_id: uuid.UUID, url: str, scratch: Path) -> Path:
-        """The batch's stored media, fetched first if it is not there. Under the batch's
-        advisory lock (transaction-level: a worker that dies releases it with its session),
-        so two workers never fetch it at once: a job whose lock is taken waits for the
-        fetch under way, then finds the media stored. Retention deletes the media under the
-        same lock, only once no job of the batch is queued or processing."""
+    async def _shared(self, batch_id: uuid.UUID, url: str, scratch: Path) -> str:
+        """The key of the batch's stored media, fetched first if it is not there. Under the
+        batch's advisory lock (transaction-level: a worker that dies releases it with its
+        session), so two workers never fetch it at once: a job whose lock is taken waits for
+        the fetch under way, then finds the media stored. Retention deletes the media under
+        the same lock, only once no job of the batch is queued or processing."""
         key = batch_media_key(batch_id)
         while True:
             async with self._sessions.begin() as session:
                 if await self._within(JobRepository(session).try_lock(media_lock_name(batch_id))):
                     if not await self._storage.exists(key):
                         fetched = scratch / "source"
-                        await self._holding(session, self._fetch(url, fetched))
+                        media = await self._holding(session, self._media_url(url))
+                        await self._holding(session, self._download(media, fetched))
                         await self._storage.put_file(key, fetched)  # a .part, then renamed
-                    return await self._storage.local_path(key, scratch)
+                    return key
             await asyncio.sleep(_SHARED_FETCH_POLL_SECONDS)
 
-    async def _holding(self, session: AsyncSession, work: Coroutine[Any, Any, None]) -> None:
+    async def _holding(self, session: AsyncSession, work: Coroutine[Any, Any, T]) -> T:
         """Run `work` while keeping the session's transaction, and the lock it holds, alive.
         When the session fails, `work` is cancelled too: without the lock, another worker may
         start the same fetch."""
@@ -218,7 +249,7 @@ class ClipProcessor:
                 return
 
     async def _cut_subtitles(
-        self, job: Job, mode: CutMode, source: Path, info: MediaInfo, out: Path
+        self, job: Job, mode: CutMode, source: MediaInput, info: MediaInfo, out: Path
     ) -> None:
         """From an uploaded .srt sidecar when the job names one, else the source's own track;
         from where the clip starts: a fast cut's keyframe can be seconds before the start."""
@@ -239,43 +270,44 @@ class ClipProcessor:
         )
 
     async def _cut(self, job: Job, attempt: int, progress: Progress, scratch: Path) -> ClipResult:
-        source = await self._source(job, scratch, progress)
-        await progress(2, "probe")
-        info = await probe(source)
-        if info.duration_ms > self._max_source_ms:
-            raise SourceTooLongError(
-                f"the source lasts {info.duration_ms / 1000:g} s; at most "
-                f"{self._max_source_ms / 1000:g} s (MAX_CLIP_INPUT_DURATION_SEC)"
+        # Read (by range, or from a download in `scratch`) only until the clip is cut.
+        async with self._source(job, scratch, progress) as source:
+            await progress(2, "probe")
+            info = await probe(source)
+            if info.duration_ms > self._max_source_ms:
+                raise SourceTooLongError(
+                    f"the source lasts {info.duration_ms / 1000:g} s; at most "
+                    f"{self._max_source_ms / 1000:g} s (MAX_CLIP_INPUT_DURATION_SEC)"
+                )
+
+            # A row gets its default on insert; a Job made in memory and never stored has none yet.
+            mode = CutMode(job.cut_mode or CutMode.EXACT)
+            # Before anything is cut: a choice this source cannot take fails the job at once (for
+            # an upload the API refused it already, unless the upload predates its probe facts).
+            plan = plan_output(OutputOptions.from_json(job.output), info, mode)
+            subtitles = scratch / "clip.srt" if job.with_subtitles else None
+            video_filter = None
+            if subtitles is not None:  # before the cut: a missing track fails at once
+                await self._cut_subtitles(job, mode, source, info, subtitles)
+                if job.burn_subtitles:
+                    video_filter = burn_filter(subtitles, self._fonts_dir)
+
+            async def on_progress(stage: str, share: float) -> None:
+                await progress(5 + int(share * 90), stage)
+
+            output = scratch / plan.filename
+            cut = await cut_segment(
+                source,
+                info,
+                job.start_ms,
+                job.end_ms,
+                output,
+                on_progress=on_progress,
+                timeout_seconds=self._timeout,
+                video_filter=video_filter,
+                mode=mode,
+                plan=plan,
             )
-
-        # A row gets its default on insert; a Job made in memory and never stored has none yet.
-        mode = CutMode(job.cut_mode or CutMode.EXACT)
-        # Before anything is cut: a choice this source cannot take fails the job at once (for
-        # an upload the API refused it already, unless the upload predates its probe facts).
-        plan = plan_output(OutputOptions.from_json(job.output), info, mode)
-        subtitles = scratch / "clip.srt" if job.with_subtitles else None
-        video_filter = None
-        if subtitles is not None:  # before the cut: a missing track fails at once
-            await self._cut_subtitles(job, mode, source, info, subtitles)
-            if job.burn_subtitles:
-                video_filter = burn_filter(subtitles, self._fonts_dir)
-
-        async def on_progress(stage: str, share: float) -> None:
-            await progress(5 + int(share * 90), stage)
-
-        output = scratch / plan.filename
-        cut = await cut_segment(
-            source,
-            info,
-            job.start_ms,
-            job.end_ms,
-            output,
-            on_progress=on_progress,
-            timeout_seconds=self._timeout,
-            video_filter=video_filter,
-            mode=mode,
-            plan=plan,
-        )
         images = await self._images(output, plan, cut.duration_ms, info.hdr, progress, scratch)
         await progress(95, "store")
         video = await self._store(job, attempt, output)

@@ -18,6 +18,7 @@ from ..media.errors import SubtitlesMissingError, UnreadableMediaError
 from ..media.probe import MediaInfo, probe_upload
 from ..media.subtitles import pick_track
 from ..storage import Storage, source_key, subtitles_key
+from .reading import SourceReading
 
 
 class UnusableUploadError(Exception):
@@ -30,24 +31,25 @@ class CheckedUpload:
     media: MediaInfo | None = None  # what a media upload holds (None for a sidecar)
 
 
-async def check_upload(storage: Storage, upload_key: str, max_duration_sec: float) -> CheckedUpload:
+async def check_upload(
+    storage: Storage, reading: SourceReading, upload_key: str, max_duration_sec: float
+) -> CheckedUpload:
     """An .srt file is kept as a subtitles sidecar too; anything else must be a video or audio
     file FFmpeg reads whole (not truncated, not corrupt), no longer than `max_duration_sec`
     (MAX_CLIP_INPUT_DURATION_SEC)."""
     path = source_key(upload_key)
-    # An object store's copy is downloaded into this folder for the probe and removed with it
-    # (the API keeps none); LocalStorage probes the stored file itself.
+    # An object store's copy is read by range, or (range reads off) downloaded into this
+    # folder for the probe and removed with it; LocalStorage probes the stored file itself.
     with tempfile.TemporaryDirectory(prefix="clipper-probe-") as scratch:
-        stored = await storage.local_path(path, Path(scratch))
-        try:
-            info = await probe_upload(stored)
-        except UnreadableMediaError as exc:
-            await storage.delete(path)
-            raise UnusableUploadError(str(exc)) from exc
-        if info is None:
-            await storage.put_file(subtitles_key(upload_key), stored)
-            await storage.delete(path)  # LocalStorage moved it already; a store copied it
-            return CheckedUpload("subtitles")
+        async with reading.stored(path, Path(scratch)) as stored:
+            try:
+                info = await probe_upload(stored)
+            except UnreadableMediaError as exc:
+                await storage.delete(path)
+                raise UnusableUploadError(str(exc)) from exc
+    if info is None:
+        await storage.rename(path, subtitles_key(upload_key))
+        return CheckedUpload("subtitles")
     if info.duration_ms > max_duration_sec * 1000:
         await storage.delete(path)
         raise UnusableUploadError(

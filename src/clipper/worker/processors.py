@@ -7,15 +7,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..services.clipping import ClipProcessor, Source, UploadedSource, UrlSource
 from ..services.processing import Processor
+from ..services.reading import SourceReading
 from ..settings import Settings
-from ..storage import storage_for
+from ..storage import Storage
 
 
 def default_processors(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    storage: Storage,
+    reading: SourceReading,
 ) -> dict[str, Processor]:
-    """`sessions`: for the lock over a batch's shared fetch of its URL source."""
-    storage = storage_for(settings)
+    """`sessions`: for the lock over a batch's shared fetch of its URL source; `reading`: how
+    sources reach FFmpeg (by range, or downloaded), which the caller closes."""
 
     def processor(source: Source) -> ClipProcessor:
         return ClipProcessor(
@@ -30,7 +34,7 @@ def default_processors(
             scratch_stale_after_seconds=settings.queue_visibility_sec,
         )
 
-    processors: dict[str, Processor] = {"upload": processor(UploadedSource(storage))}
+    processors: dict[str, Processor] = {"upload": processor(UploadedSource(storage, reading))}
     if settings.enable_ytdlp:
         timeouts = settings.connection_timeouts()
         processors["youtube"] = processor(
@@ -39,6 +43,7 @@ def default_processors(
                 int(settings.max_input_mb * 2**20),
                 settings.fetch_timeout_sec,
                 storage=storage,
+                reading=reading,
                 sessions=sessions,
                 deadline_seconds=timeouts.statement_seconds,
                 keepalive_seconds=timeouts.idle_in_transaction_seconds / 3,

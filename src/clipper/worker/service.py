@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from ..db.session import create_engine, session_factory
 from ..queue import Consumer, QueueAdapter
 from ..services.processing import JobRunner, Processor
+from ..services.reading import SourceReading
 from ..services.resumable import partial_uploads
 from ..services.retention import cleanup_batch_media, cleanup_expired_jobs, cleanup_old_uploads
 from ..services.webhooks import WEBHOOK_DELIVERIES_PER_KEY, WEBHOOK_QUEUE
@@ -57,6 +58,8 @@ class Worker:
         )
         self._consumers: list[Consumer] = []
         self._maintenance: asyncio.Task[None] | None = None
+        self._storage = storage_for(settings)
+        self._reading = SourceReading(self._storage, by_range=settings.source_range_reads)
 
     async def start(self) -> None:
         if self._options.metrics_port:
@@ -69,10 +72,10 @@ class Worker:
                 sessions,
                 self._options.processors
                 if self._options.processors is not None
-                else default_processors(self._settings, sessions),
+                else default_processors(self._settings, sessions, self._storage, self._reading),
                 self._settings.keep_finished_for,
                 self.queue.metrics.registry,
-                storage=storage_for(self._settings),
+                storage=self._storage,
                 deadline_seconds=self._settings.connection_timeouts().statement_seconds,
                 queue=self.queue,
             )
@@ -126,20 +129,20 @@ class Worker:
             await asyncio.gather(*(consumer.stop(grace_seconds=0) for consumer in self._consumers))
         await shutdown
         hard.cancel()
+        await self._reading.aclose()
         await self._engine.dispose()
         logger.info("worker stopped")
 
     async def _clean_up_jobs(self) -> None:
         """Job retention on the maintenance schedule (the queue's own runs beside it)."""
-        storage = storage_for(self._settings)
         sessions = session_factory(self._engine)
         while True:
             try:
-                result = await cleanup_expired_jobs(sessions, storage)
+                result = await cleanup_expired_jobs(sessions, self._storage)
                 uploads = await cleanup_old_uploads(
-                    sessions, storage, self._settings.retention_hours
+                    sessions, self._storage, self._settings.retention_hours
                 )
-                batches = await cleanup_batch_media(sessions, storage)
+                batches = await cleanup_batch_media(sessions, self._storage)
                 partials = await partial_uploads(self._settings.data_dir).sweep()
                 if result.deleted or result.kept or uploads or batches or partials:
                     logger.info(

@@ -133,7 +133,9 @@ async def accept_upload(
     deleted with a 422 naming `file` (or a 429 over the quota)."""
     settings = resources.settings
     try:
-        checked = await check_upload(resources.storage, key, settings.max_clip_input_duration_sec)
+        checked = await check_upload(
+            resources.storage, resources.reading, key, settings.max_clip_input_duration_sec
+        )
     except UnusableUploadError as exc:
         raise ValidationFailedError.field("file", str(exc)) from exc
     try:

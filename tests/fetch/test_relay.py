@@ -1,0 +1,144 @@
+"""The loopback relay FFmpeg reads remote sources from: byte ranges served as HTTP answers, a
+URL that works only while its block runs, and a reader's own failure raised in place of
+FFmpeg's "could not read"; and URL sources read by range through the guard."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from clipper.fetch.download import FetchFailedError, SourceTooLargeError, ranged_source
+from clipper.fetch.guard import ForbiddenUrlError
+from clipper.fetch.relay import MediaRelay, byte_range
+from tests.local_server import FileServer, serving
+
+BODY = bytes(range(256)) * 40  # 10,240 bytes, each position telling its own offset
+
+
+class MemoryReader:
+    """A RangeReader over bytes in memory, noting what was asked of it."""
+
+    def __init__(self, body: bytes, *, fail_after: int | None = None) -> None:
+        self.body = body
+        self.fail_after = fail_after
+        self.asked: list[tuple[int, int]] = []
+
+    @property
+    def size(self) -> int:
+        return len(self.body)
+
+    async def chunks(self, start: int, stop: int) -> AsyncIterator[bytes]:
+        self.asked.append((start, stop))
+        for offset in range(start, stop, 1000):
+            if self.fail_after is not None and offset - start >= self.fail_after:
+                raise FetchFailedError("the store went away")
+            yield self.body[offset : min(stop, offset + 1000)]
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, (0, 100)),
+        ("bytes=0-", (0, 100)),
+        ("bytes=10-19", (10, 20)),
+        ("bytes=90-", (90, 100)),
+        ("bytes=90-500", (90, 100)),  # past the end: up to the end
+        ("bytes=-30", (70, 100)),  # the last 30
+        ("bytes=-300", (0, 100)),
+        ("bytes=0-0", (0, 1)),
+        ("bytes=1-2,5-6", (0, 100)),  # several ranges: the whole object instead
+        ("items=1-2", (0, 100)),
+        ("bytes=100-", None),  # at the end: nothing to send
+        ("bytes=20-10", None),
+        ("bytes=-0", None),
+    ],
+)
+def test_byte_range(header: str | None, expected: tuple[int, int] | None) -> None:
+    assert byte_range(header, 100) == expected
+
+
+async def test_serves_ranges_while_the_block_runs() -> None:
+    relay = MediaRelay()
+    reader = MemoryReader(BODY)
+    try:
+        async with relay.serving(reader) as url, httpx.AsyncClient() as http:
+            assert url.startswith("http://127.0.0.1:")
+            whole = await http.get(url)
+            assert (whole.status_code, whole.content) == (200, BODY)
+            assert whole.headers["accept-ranges"] == "bytes"
+            part = await http.get(url, headers={"Range": "bytes=5000-7499"})
+            assert part.status_code == 206
+            assert part.headers["content-range"] == f"bytes 5000-7499/{len(BODY)}"
+            assert part.content == BODY[5000:7500]
+            head = await http.head(url, headers={"Range": "bytes=10-"})
+            assert head.status_code == 206
+            assert head.headers["content-length"] == str(len(BODY) - 10)
+            refused = await http.get(url, headers={"Range": f"bytes={len(BODY)}-"})
+            assert refused.status_code == 416
+            assert refused.headers["content-range"] == f"bytes */{len(BODY)}"
+            assert reader.asked == [(0, len(BODY)), (5000, 7500)]  # HEAD and 416 read nothing
+            assert relay.bytes_served == len(BODY) + 2500
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(url)).status_code == 404  # gone with its block
+            guessed = url.rsplit("/", 1)[0] + "/another-token"
+            assert (await http.get(guessed)).status_code == 404
+    finally:
+        await relay.aclose()
+
+
+async def _read_as_ffmpeg_does(relay: MediaRelay, reader: MemoryReader) -> None:
+    """Read `reader` through the relay, see the answer cut short, and fail as FFmpeg does."""
+    async with relay.serving(reader) as url:
+        async with httpx.AsyncClient() as http:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await http.get(url)
+        raise RuntimeError("FFmpeg: I/O error")
+
+
+async def test_a_failed_read_is_raised_in_place_of_the_blocks_error() -> None:
+    relay = MediaRelay()
+    try:
+        with pytest.raises(FetchFailedError, match="the store went away"):
+            await _read_as_ffmpeg_does(relay, MemoryReader(BODY, fail_after=3000))
+    finally:
+        await relay.aclose()
+
+
+async def test_a_url_source_is_read_by_range_through_the_guard() -> None:
+    with serving(FileServer(BODY)) as server:
+        async with ranged_source(server.url, max_bytes=2**20, allowlist=["127.0.0.1"]) as reader:
+            assert reader is not None
+            assert reader.size == len(BODY)
+            read = b"".join([chunk async for chunk in reader.chunks(9000, 9100)])
+            assert read == BODY[9000:9100]
+        # The size question, then the one range: the rest of the file never moved.
+        assert server.asked == ["bytes=0-0", "bytes=9000-9099"]
+        assert server.bytes_sent == 1 + 100
+
+
+async def test_a_server_without_ranges_is_downloaded_instead() -> None:
+    with serving(FileServer(BODY, ranges=False)) as server:
+        async with ranged_source(server.url, max_bytes=2**20, allowlist=["127.0.0.1"]) as reader:
+            assert reader is None
+
+
+async def test_a_source_over_the_cap_is_refused_by_its_size() -> None:
+    with serving(FileServer(BODY)) as server:
+        with pytest.raises(SourceTooLargeError):
+            async with ranged_source(server.url, max_bytes=1000, allowlist=["127.0.0.1"]):
+                pass
+        assert server.asked == ["bytes=0-0"]
+
+
+async def test_every_later_range_passes_the_guard_too() -> None:
+    """A server that answers the first requests well, then redirects to a host the guard
+    refuses: the read fails with the guard's error, and nothing is fetched from there."""
+    metadata = "http://169.254.169.254/latest/meta-data/"
+    with serving(FileServer(BODY, redirect_to=metadata, redirect_after=1)) as server:
+        async with ranged_source(server.url, max_bytes=2**20, allowlist=["127.0.0.1"]) as reader:
+            assert reader is not None
+            with pytest.raises(ForbiddenUrlError, match="ALLOWLIST_HOSTS"):
+                async for _ in reader.chunks(0, 100):
+                    pass
