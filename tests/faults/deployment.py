@@ -1,5 +1,7 @@
 """A Clipper deployment of real processes on a private PostgreSQL cluster: `clipper api` and any
-number of workers, all sharing one DATA_DIR, each logging JSON lines to a file of its own."""
+number of workers, each logging JSON lines to a file of its own. They share one DATA_DIR, or,
+given an object store, nothing but the database and the bucket: each process then has a
+DATA_DIR (and so a scratch folder) of its own, as on machines that share no disk."""
 
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ import httpx
 from tests.cli_helpers import CLIPPER, environment
 from tests.conftest import PrivatePostgres
 from tests.faults import invariant
-from tests.faults.invariant import Fault, JobRow
+from tests.faults.invariant import ClipReader, Fault, JobRow, clips_in_bucket, clips_on_disk
 from tests.faults.processes import Service, free_port
 from tests.faults.waiting import poll
+from tests.moto_server import S3Bucket
 
 # Short timings, so that a lost lease is noticed, and a failure retried, within seconds.
 VISIBILITY_SEC = 4.0
@@ -89,10 +92,19 @@ def wait_idle(worker: Service, *, timeout: float, what: str) -> None:
 
 
 class Deployment:
-    def __init__(self, cluster: PrivatePostgres, root: Path) -> None:
+    def __init__(
+        self, cluster: PrivatePostgres, root: Path, bucket: S3Bucket | None = None
+    ) -> None:
+        """With `bucket`, uploads and clips live in it (STORAGE_URL) and every process gets
+        a DATA_DIR of its own (data_dir_of); without, all share `data_dir`."""
         self.cluster = cluster
         self.url = cluster.url
+        self.bucket = bucket
         self.data_dir = root / "data"
+        self._disks = root / "disks"
+        self.clips: ClipReader = (
+            clips_on_disk(self.data_dir) if bucket is None else clips_in_bucket(bucket)
+        )
         self._logs = root / "logs"
         self._logs.mkdir()
         self.services: list[Service] = []
@@ -114,9 +126,23 @@ class Deployment:
         assert self._http is not None, "start() the deployment first"
         return self._http
 
+    def data_dir_of(self, name: str) -> Path:
+        """The DATA_DIR of the process called `name`: the shared one, or (with an object
+        store) one of its own, which a replacement under a new name does not inherit."""
+        return self.data_dir if self.bucket is None else self._disks / name
+
     def env(self, **overrides: str) -> dict[str, str]:
+        storage = (
+            {} if self.bucket is None else {"STORAGE_URL": self.bucket.url, **self.bucket.env()}
+        )
         return environment(
-            **{"DATABASE_URL": self.url, "DATA_DIR": str(self.data_dir), **TIMINGS, **overrides}
+            **{
+                "DATABASE_URL": self.url,
+                "DATA_DIR": str(self.data_dir),
+                **storage,
+                **TIMINGS,
+                **overrides,
+            }
         )
 
     def _spawn(self, name: str, argv: list[str], **env: str) -> Service:
@@ -124,7 +150,7 @@ class Deployment:
         service = Service(
             name,
             argv,
-            self.env(METRICS_PORT=str(port), **env),
+            self.env(DATA_DIR=str(self.data_dir_of(name)), METRICS_PORT=str(port), **env),
             self._logs / f"{name}.log",
             metrics_port=port,
         )
@@ -226,7 +252,7 @@ class Deployment:
         return [int(p["attempt"]) for kind, p in self.events(job) if kind == "processing"]
 
     def violations(self) -> list[str]:
-        return invariant.violations(self.url, self.data_dir, self.accepted)
+        return invariant.violations(self.url, self.clips, self.accepted)
 
     def quiet(
         self, *faults: Fault, hit: Collection[str] = (), timeout: float = QUIET_TIMEOUT
@@ -239,7 +265,7 @@ class Deployment:
 
     def check(self) -> dict[str, JobRow]:
         """The invariant must hold (once quiet): the job rows."""
-        return invariant.assert_holds(self.url, self.data_dir, self.accepted)
+        return invariant.assert_holds(self.url, self.clips, self.accepted)
 
     def settle(
         self, *faults: Fault, hit: Collection[str] = (), timeout: float = QUIET_TIMEOUT
@@ -247,6 +273,14 @@ class Deployment:
         """quiet(), then check()."""
         self.quiet(*faults, hit=hit, timeout=timeout)
         return self.check()
+
+    # --- the disks ----------------------------------------------------------------------
+
+    def files_on_disk(self, name: str) -> list[str]:
+        """Every file under the DATA_DIR of the process called `name`, relative to it (empty
+        folders are not files: a process may make its folders up front)."""
+        root = self.data_dir_of(name)
+        return sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())
 
     # --- teardown -----------------------------------------------------------------------
 

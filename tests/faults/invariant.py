@@ -1,25 +1,30 @@
 """The invariant every fault scenario ends with ("never twice, never hung"): once the system is
 quiet, every accepted job is `done` exactly once with a valid clip, or `failed` with a clear
 code and a dead-letter record; no job is left queued or processing, no message ready, active or
-leased; and no job is done twice anywhere in the table."""
+leased; and no job is done twice anywhere in the table. Clips are read where the deployment
+keeps them: its shared DATA_DIR, or an object store (a ClipReader either way)."""
 
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from botocore.exceptions import ClientError
 
 from clipper.media.cutting import DURATION_TOLERANCE_MS
 from clipper.media.errors import UnreadableMediaError
 from clipper.media.probe import probe
 from tests.faults.waiting import poll
+from tests.moto_server import S3Bucket
 
 QUEUE = "clips"
 # The queue's schema (tests/conftest.py QUEUE_SCHEMA) is spelled out in the queries below.
@@ -111,15 +116,52 @@ def _describe_busy(url: str) -> str:
     return f"when asked: {unfinished} job(s) unfinished, {messages} message(s) busy"
 
 
-def violations(url: str, data_dir: Path, accepted: Iterable[str]) -> list[str]:
+# A job's result key -> a local file holding that clip while the context is open, or None when
+# there is no such clip. One per place clips are kept, so that the checks below are the same
+# whichever storage the deployment runs with.
+ClipReader = Callable[[str], AbstractContextManager[Path | None]]
+
+
+def clips_on_disk(data_dir: Path) -> ClipReader:
+    """Clips in the files under a DATA_DIR (LocalStorage's layout: the key is the path)."""
+
+    @contextmanager
+    def read(key: str) -> Iterator[Path | None]:
+        path = data_dir / key
+        yield path if path.is_file() else None
+
+    return read
+
+
+def clips_in_bucket(bucket: S3Bucket) -> ClipReader:
+    """Clips in an object store, each downloaded to a temporary file for the check. Objects are
+    named as S3Storage.object_key names them, the key under the STORAGE_URL's prefix; read
+    with a client of the test's own, so that a naming bug in the product is not mirrored."""
+    client = bucket.client()
+    prefix = bucket.url.removeprefix(f"s3://{bucket.name}").strip("/")
+
+    @contextmanager
+    def read(key: str) -> Iterator[Path | None]:
+        with tempfile.TemporaryDirectory(prefix="clipper-invariant-") as folder:
+            target = Path(folder) / Path(key).name
+            try:
+                client.download_file(bucket.name, f"{prefix}/{key}" if prefix else key, str(target))
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey"):
+                    raise
+            yield target if target.is_file() else None
+
+    return read
+
+
+def violations(url: str, clips: ClipReader, accepted: Iterable[str]) -> list[str]:
     """Everything that breaks the invariant, for every job in the table (a job the API
     accepted but whose answer was lost counts too); empty when it holds."""
     rows = jobs(url)
     found = [f"accepted job {job} has no row" for job in accepted if job not in rows]
     for row in rows.values():
         found += [
-            f"job {row.id} ({row.status}, attempt {row.attempts}): {v}"
-            for v in _check(row, data_dir)
+            f"job {row.id} ({row.status}, attempt {row.attempts}): {v}" for v in _check(row, clips)
         ]
     done_events, done_jobs = query(url, _DONE_TOTALS)[0]
     if done_events != done_jobs:
@@ -127,7 +169,7 @@ def violations(url: str, data_dir: Path, accepted: Iterable[str]) -> list[str]:
     return found
 
 
-def _check(row: JobRow, data_dir: Path) -> list[str]:
+def _check(row: JobRow, clips: ClipReader) -> list[str]:
     found = []
     if row.leased:
         found.append("its message still holds a lease")
@@ -136,7 +178,7 @@ def _check(row: JobRow, data_dir: Path) -> list[str]:
             found.append(f"{row.done_events} `done` events (exactly one expected)")
         if row.message_state != "completed":
             found.append(f"done, but its message is {row.message_state!r}")
-        found += _check_clip(row, data_dir)
+        found += _check_clip(row, clips)
     elif row.status == "failed":
         if not row.error_code:
             found.append("failed without an error code")
@@ -151,12 +193,17 @@ def _check(row: JobRow, data_dir: Path) -> list[str]:
     return found
 
 
-def _check_clip(row: JobRow, data_dir: Path) -> list[str]:
+def _check_clip(row: JobRow, clips: ClipReader) -> list[str]:
     if row.result_video_key is None:
         return ["done without a result"]
-    path = data_dir / row.result_video_key
-    if not path.is_file():
-        return [f"its clip {row.result_video_key} does not exist"]
+    with clips(row.result_video_key) as path:
+        if path is None:
+            return [f"its clip {row.result_video_key} does not exist"]
+        return _check_media(row, path)
+
+
+def _check_media(row: JobRow, path: Path) -> list[str]:
+    """The clip at `path` is a readable video lasting what the job asked."""
     try:
         info = asyncio.run(probe(path))
     except UnreadableMediaError as exc:
@@ -168,9 +215,9 @@ def _check_clip(row: JobRow, data_dir: Path) -> list[str]:
     return found
 
 
-def assert_holds(url: str, data_dir: Path, accepted: Collection[str]) -> dict[str, JobRow]:
+def assert_holds(url: str, clips: ClipReader, accepted: Collection[str]) -> dict[str, JobRow]:
     """Fail with every violation listed; the job rows when it holds."""
-    found = violations(url, data_dir, accepted)
+    found = violations(url, clips, accepted)
     assert not found, f"{len(found)} violation(s) of the invariant:\n" + "\n".join(found[:30])
     return jobs(url)
 
