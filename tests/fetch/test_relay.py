@@ -11,7 +11,7 @@ import pytest
 
 from clipper.fetch.download import FetchFailedError, SourceTooLargeError, ranged_source
 from clipper.fetch.guard import ForbiddenUrlError
-from clipper.fetch.relay import MediaRelay, byte_range
+from clipper.fetch.relay import BLOCK_BYTES, CachedReader, MediaRelay, byte_range
 from tests.local_server import FileServer, serving
 
 BODY = bytes(range(256)) * 40  # 10,240 bytes, each position telling its own offset
@@ -59,6 +59,48 @@ def test_byte_range(header: str | None, expected: tuple[int, int] | None) -> Non
     assert byte_range(header, 100) == expected
 
 
+async def _read(reader: CachedReader, start: int, stop: int) -> bytes:
+    return b"".join([chunk async for chunk in reader.chunks(start, stop)])
+
+
+async def test_the_cache_reads_each_block_once_in_runs_and_forgets_the_oldest() -> None:
+    body = bytes(index % 251 for index in range(10 * BLOCK_BYTES + 1000))  # a short last block
+    inner = MemoryReader(body)
+    cached = CachedReader(inner, capacity_bytes=4 * BLOCK_BYTES)
+    assert await _read(cached, 10, 20) == body[10:20]
+    assert await _read(cached, 100, BLOCK_BYTES + 5) == body[100 : BLOCK_BYTES + 5]
+    assert inner.asked == [(0, BLOCK_BYTES), (BLOCK_BYTES, 2 * BLOCK_BYTES)]  # whole blocks
+    inner.asked.clear()
+    # Blocks 0-1 cached, 2-3 missing: one request for the run of missing blocks.
+    assert await _read(cached, 5, 4 * BLOCK_BYTES - 5) == body[5 : 4 * BLOCK_BYTES - 5]
+    assert inner.asked == [(2 * BLOCK_BYTES, 4 * BLOCK_BYTES)]
+    inner.asked.clear()
+    # The end of the object: its short last block.
+    end = len(body)
+    assert await _read(cached, end - 1500, end) == body[end - 1500 :]
+    assert inner.asked == [(9 * BLOCK_BYTES, end)]
+    inner.asked.clear()
+    # Four blocks fit: 9 and 10 came in last, so 0 and 1 were forgotten, 2 and 3 kept.
+    assert (
+        await _read(cached, 2 * BLOCK_BYTES, 4 * BLOCK_BYTES)
+        == body[2 * BLOCK_BYTES : 4 * BLOCK_BYTES]
+    )
+    assert inner.asked == []
+    assert await _read(cached, 0, 10) == body[:10]
+    assert inner.asked == [(0, BLOCK_BYTES)]
+
+
+async def test_a_source_shorter_than_it_said_fails_the_read() -> None:
+    class Short(MemoryReader):
+        @property
+        def size(self) -> int:
+            return len(self.body) + 2 * BLOCK_BYTES
+
+    cached = CachedReader(Short(BODY))
+    with pytest.raises(OSError, match="ended before"):
+        await _read(cached, 0, cached.size)
+
+
 async def test_serves_ranges_while_the_block_runs() -> None:
     relay = MediaRelay()
     reader = MemoryReader(BODY)
@@ -78,7 +120,8 @@ async def test_serves_ranges_while_the_block_runs() -> None:
             refused = await http.get(url, headers={"Range": f"bytes={len(BODY)}-"})
             assert refused.status_code == 416
             assert refused.headers["content-range"] == f"bytes */{len(BODY)}"
-            assert reader.asked == [(0, len(BODY)), (5000, 7500)]  # HEAD and 416 read nothing
+            # Read once through the relay's cache; the HEAD and the 416 read nothing.
+            assert reader.asked == [(0, len(BODY))]
             assert relay.bytes_served == len(BODY) + 2500
         async with httpx.AsyncClient() as http:
             assert (await http.get(url)).status_code == 404  # gone with its block

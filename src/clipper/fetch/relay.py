@@ -18,6 +18,7 @@ opens and seeks. Started on first use, stopped by `aclose`."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import re
@@ -37,6 +38,9 @@ from ..ranges import RangeReader
 logger = logging.getLogger("clipper.fetch")
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# What the relay reads from a store at a time, and keeps per source while its attempt runs.
+BLOCK_BYTES = 256 * 2**10
+CACHE_BYTES = 32 * 2**20
 
 
 class MediaRelay:
@@ -56,7 +60,7 @@ class MediaRelay:
         guard refused, the store unavailable, ...)."""
         address = await self._address()
         token = secrets.token_urlsafe(24)
-        registered = self._readers[token] = _Registered(reader)
+        registered = self._readers[token] = _Registered(CachedReader(reader))
         try:
             yield f"{address}/media/{token}"
         except Exception as exc:
@@ -122,6 +126,66 @@ class MediaRelay:
             registered.failure = registered.failure or exc
             logger.warning("media relay read failed: %s", type(exc).__name__)
             raise
+
+
+class CachedReader:
+    """`reader` through a cache of the blocks read last: FFmpeg and the probe open a source
+    several times while one attempt runs (the probe, finding the start's keyframe, the cut),
+    and every open reads the same header, index and first packets again. Blocks that are not
+    cached are read in one request per run of them, aligned to BLOCK_BYTES."""
+
+    def __init__(self, reader: RangeReader, capacity_bytes: int = CACHE_BYTES) -> None:
+        self._reader = reader
+        self._blocks: collections.OrderedDict[int, bytes] = collections.OrderedDict()
+        self._capacity = max(1, capacity_bytes // BLOCK_BYTES)
+
+    @property
+    def size(self) -> int:
+        return self._reader.size
+
+    async def chunks(self, start: int, stop: int) -> AsyncIterator[bytes]:
+        def within(block: int, piece: bytes) -> bytes:
+            offset = block * BLOCK_BYTES
+            return piece[max(0, start - offset) : max(0, stop - offset)]
+
+        block, last = start // BLOCK_BYTES, (stop - 1) // BLOCK_BYTES
+        while block <= last:
+            if (cached := self._blocks.get(block)) is not None:
+                self._blocks.move_to_end(block)
+                yield within(block, cached)
+                block += 1
+                continue
+            missing_end = block
+            while missing_end <= last and missing_end not in self._blocks:
+                missing_end += 1
+            async for piece in self._fetch(block, missing_end):
+                yield within(block, piece)
+                block += 1
+            if block != missing_end:
+                raise OSError("the source ended before its stated size")
+
+    async def _fetch(self, first: int, end: int) -> AsyncIterator[bytes]:
+        """Blocks [first, end) from the reader in one request, each cached once whole."""
+        pending = bytearray()
+        block = first
+        async for chunk in self._reader.chunks(
+            first * BLOCK_BYTES, min(self.size, end * BLOCK_BYTES)
+        ):
+            pending += chunk
+            while len(pending) >= BLOCK_BYTES or (
+                pending and block * BLOCK_BYTES + len(pending) == self.size
+            ):
+                piece = bytes(pending[:BLOCK_BYTES])
+                del pending[:BLOCK_BYTES]
+                self._keep(block, piece)
+                yield piece
+                block += 1
+
+    def _keep(self, block: int, piece: bytes) -> None:
+        self._blocks[block] = piece
+        self._blocks.move_to_end(block)
+        while len(self._blocks) > self._capacity:
+            self._blocks.popitem(last=False)
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ MediaInput = Path | str
 # (in microseconds): a relay whose store stalls fails the attempt (retried), never hangs it.
 URL_OPTIONS = {
     "multiple_requests": "1",
-    "request_size": str(2 * 2**20),
+    "request_size": str(2**20),
     "initial_request_size": str(128 * 2**10),
     "rw_timeout": "30000000",
 }
