@@ -4,6 +4,7 @@ and the AWS_* variables that point boto3 at the server (fake credentials: moto t
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -59,8 +60,9 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
+@contextlib.contextmanager
+def running_moto() -> Iterator[str]:
+    """A moto server on a free port of 127.0.0.1 while the block runs: its endpoint URL."""
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -84,6 +86,12 @@ def moto_endpoint() -> Iterator[str]:
     finally:
         server.kill()
         server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    with running_moto() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

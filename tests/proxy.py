@@ -6,6 +6,8 @@ path fails:
 - `CuttingProxy` cuts: a dropped connection, as a client sees one when its network goes away
   (a reset), after exactly the bytes counted reached the server.
 
+`CountingProxy` breaks nothing: it counts what passes, for benchmarks.
+
 Both are `_Proxy`: a listener on an ephemeral port and a pair of pump threads per connection,
 which pass an ordinary close by one end on to the other; each mode decides, chunk by chunk,
 what to forward and whether its pumps close anything."""
@@ -170,6 +172,32 @@ class _Proxy:
             except OSError:
                 break
         self._ended(link)
+
+
+class CountingProxy(_Proxy):
+    """Forwards everything and counts the bytes each way, all connections together: what a
+    client and a server sent each other over the network; and, for plain HTTP/1.1, the GET
+    requests (each starts with `GET /`, and a GET has no body that could hold those bytes)."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self._counted = threading.Lock()
+        self.sent = 0  # client to server
+        self.received = 0  # server to client
+        self.gets = 0
+        super().__init__(upstream)
+
+    def reset(self) -> None:
+        with self._counted:
+            self.sent = self.received = self.gets = 0
+
+    def _relay(self, link: _Link, data: bytes, upward: bool) -> bool:
+        with self._counted:
+            if upward:
+                self.sent += len(data)
+                self.gets += data.count(b"GET /")
+            else:
+                self.received += len(data)
+        return True
 
 
 class BlackholeProxy(_Proxy):
