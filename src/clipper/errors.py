@@ -98,6 +98,20 @@ class NotReadyError(ClipperError):
     status = 409
 
 
+class DirectUploadsUnavailableError(ClipperError):
+    """Direct uploads need object storage (STORAGE_URL); use POST /api/uploads."""
+
+    code = "DIRECT_UPLOADS_UNAVAILABLE"
+    status = 409
+
+
+class UploadNotReceivedError(ClipperError):
+    """Nothing has been uploaded to this upload's URL yet: send the file, then complete it."""
+
+    code = "UPLOAD_NOT_RECEIVED"
+    status = 409
+
+
 class GoneError(ClipperError):
     """The job has expired and its results are deleted."""
 

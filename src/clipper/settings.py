@@ -144,6 +144,11 @@ class Settings(BaseSettings):
     clip_max_runtime_sec: float = Field(default=600, validation_alias="CLIP_MAX_RUNTIME_SEC", gt=0)
     signing_key: SecretStr | None = Field(default=None, validation_alias="SIGNING_KEY")
     result_url_ttl_sec: int = Field(default=900, validation_alias="RESULT_URL_TTL_SEC", ge=10)
+    # How long a direct upload's presigned PUT URL (POST /api/uploads/presigned) is valid: time
+    # to start sending the file. At most 7 days, the longest a SigV4 presigned URL may live.
+    upload_url_ttl_sec: int = Field(
+        default=900, validation_alias="UPLOAD_URL_TTL_SEC", ge=60, le=7 * 24 * 3600
+    )
     # Where clients reach the API (e.g. https://clips.example.com): result links are built on
     # it, never on a request's Host header, which a client controls. Unset: the request's.
     public_base_url: AnyHttpUrl | None = Field(default=None, validation_alias="PUBLIC_BASE_URL")
@@ -153,6 +158,11 @@ class Settings(BaseSettings):
     enable_ytdlp: bool = Field(default=False, validation_alias="ENABLE_YTDLP")
     allowlist_hosts: str = Field(default="", validation_alias="ALLOWLIST_HOSTS")
     fetch_timeout_sec: float = Field(default=300, validation_alias="FETCH_TIMEOUT_SEC", gt=0)
+
+    @property
+    def max_input_bytes(self) -> int:
+        """MAX_INPUT_MB in bytes: the largest upload, or URL source fetched."""
+        return int(self.max_input_mb * 2**20)
 
     @property
     def keep_finished_for(self) -> timedelta:

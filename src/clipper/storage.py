@@ -3,8 +3,9 @@
 Keys: `sources/{upload id}/source` for uploads, `sources/batch-{batch id}/media` for the
 media a batch of URL-source jobs shares, `results/{job id}/{attempt}/clip.mp4` for
 clips (`clip.webm`, `clip.m4a`, ... by their container, with `clip.srt`, `poster.jpg` and
-`preview.gif` or `preview.webp` beside them when asked). The API streams uploads in, the
-worker reads sources and writes clips, retention deletes them."""
+`preview.gif` or `preview.webp` beside them when asked). The API streams uploads in (or, with
+an object store, signs a direct upload the client sends there itself), the worker reads
+sources and writes clips, retention deletes them."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ import contextlib
 import os
 import re
 import shutil
+import stat
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from .errors import StorageFullError, is_disk_full
 from .ranges import RangeReader
@@ -88,8 +91,24 @@ def is_result_key(key: str) -> bool:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class DirectUpload:
+    """How a client sends an object's bytes straight to the store: one `method` request to
+    `url` carrying exactly `headers`. The headers are signed into the URL, so the store
+    refuses another content type or length; the URL itself is a credential until it expires
+    (it names the access key id, never the secret), so it is answered, never logged."""
+
+    url: str
+    method: Literal["PUT"]
+    headers: Mapping[str, str]
+
+
 class Storage(Protocol):
     async def exists(self, key: str) -> bool: ...
+
+    async def size(self, key: str) -> int | None:
+        """The object's size in bytes; None when there is no such object."""
+        ...
 
     async def save(self, key: str, chunks: AsyncIterator[bytes], max_bytes: int) -> int:
         """Write the chunks as `key` (all or nothing); TooLargeError past `max_bytes`,
@@ -118,6 +137,14 @@ class Storage(Protocol):
     async def link(self, key: str, expires_seconds: int, content_type: str) -> str | None:
         """A URL that serves the object directly for `expires_seconds` as `content_type`
         (S3: a presigned GET), or None: serve it through the API's signed /files links."""
+        ...
+
+    async def presigned_upload(
+        self, key: str, content_type: str, size_bytes: int, expires_seconds: int
+    ) -> DirectUpload | None:
+        """A request that stores exactly `size_bytes` bytes of `content_type` as `key`, valid
+        for `expires_seconds`, sent by the client to the store itself (S3: a presigned PUT);
+        None: this storage takes uploads only through the API (POST /api/uploads)."""
         ...
 
     async def delete(self, key: str) -> None:
@@ -158,6 +185,9 @@ class LocalStorage:
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self.path(key).is_file)
+
+    async def size(self, key: str) -> int | None:
+        return await asyncio.to_thread(_file_size, self.path(key))
 
     async def save(self, key: str, chunks: AsyncIterator[bytes], max_bytes: int) -> int:
         written = 0
@@ -204,6 +234,11 @@ class LocalStorage:
 
     async def link(self, key: str, expires_seconds: int, content_type: str) -> str | None:
         return None  # served by the API from DATA_DIR (api/routes/files.py)
+
+    async def presigned_upload(
+        self, key: str, content_type: str, size_bytes: int, expires_seconds: int
+    ) -> DirectUpload | None:
+        return None  # no server but the API's own writes DATA_DIR: POST /api/uploads
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.path(key).unlink, missing_ok=True)
@@ -257,6 +292,14 @@ def storage_for(settings: Settings) -> Storage:
     from .storage_s3 import S3Storage  # boto3 is imported only when it is used
 
     return S3Storage.from_url(settings.storage_url, addressing_style=settings.s3_addressing_style)
+
+
+def _file_size(path: Path) -> int | None:
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return found.st_size if stat.S_ISREG(found.st_mode) else None
 
 
 def _remove_tree(folder: Path) -> None:

@@ -38,6 +38,7 @@ from .ranges import RangeReader
 from .storage import (
     _BATCH_FOLDER_PREFIX,
     _UPLOAD_KEY,
+    DirectUpload,
     TooLargeError,
     batch_media_key,
     results_folder,
@@ -112,17 +113,20 @@ class S3Storage:
         return await asyncio.to_thread(call)
 
     async def exists(self, key: str) -> bool:
+        return await self.size(key) is not None
+
+    async def size(self, key: str) -> int | None:
         try:
-            await asyncio.to_thread(
+            head = await asyncio.to_thread(
                 self._client.head_object, Bucket=self.bucket, Key=self.object_key(key)
             )
         except ClientError as exc:
             if _code(exc) in _MISSING:
-                return False
+                return None
             raise _unavailable("HeadObject", exc) from None
         except BotoCoreError as exc:
             raise _unavailable("HeadObject", exc) from None
-        return True
+        return int(head["ContentLength"])
 
     async def save(self, key: str, chunks: AsyncIterator[bytes], max_bytes: int) -> int:
         """Multipart upload as the chunks arrive, a part each `part_size` bytes (one PutObject
@@ -265,6 +269,30 @@ class S3Storage:
             },
             ExpiresIn=expires_seconds,
         )
+
+    async def presigned_upload(
+        self, key: str, content_type: str, size_bytes: int, expires_seconds: int
+    ) -> DirectUpload:
+        """A presigned PutObject (signed locally, no request) with Content-Type and
+        Content-Length among its signed headers: S3, R2 and MinIO then refuse a request with
+        another type or length (SignatureDoesNotMatch), so the client cannot store more than
+        it declared. A PUT, not a presigned POST policy (whose content-length-range would
+        allow "up to"): R2 has no POST Object, and one PUT takes up to 5 GB, past any
+        MAX_INPUT_MB a single request is sensible for."""
+        url = await self._call(
+            "presign PutObject",
+            self._client.generate_presigned_url,
+            ClientMethod="put_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": self.object_key(key),
+                "ContentType": content_type,
+                "ContentLength": size_bytes,
+            },
+            ExpiresIn=expires_seconds,
+        )
+        headers = {"Content-Type": content_type, "Content-Length": str(size_bytes)}
+        return DirectUpload(url=url, method="PUT", headers=headers)
 
     async def delete(self, key: str) -> None:
         await self._call(

@@ -18,6 +18,7 @@ from clipper.signals import StopSignals
 from clipper.storage import LocalStorage, source_key
 from clipper.worker.service import Worker, WorkerOptions
 from tests.api.statuses import Observed, undeclared, watching
+from tests.moto_server import S3Bucket
 
 ApiFactory = Callable[..., Any]
 
@@ -84,6 +85,18 @@ async def make_client(db_url: str, data_dir: Path) -> AsyncIterator[ApiFactory]:
 async def worker(db_url: str, data_dir: Path) -> AsyncIterator[Worker]:
     """A real worker in the test's process, cutting with FFmpeg into `data_dir`."""
     settings = settings_for(data_dir=data_dir, queue_retry_backoff_ms_base=50)
+    running = Worker(settings, db_url, WorkerOptions(metrics_port=0))
+    await running.start()
+    yield running
+    await running.stop(StopSignals())
+
+
+@pytest.fixture
+async def s3_worker(db_url: str, data_dir: Path, s3_bucket: S3Bucket) -> AsyncIterator[Worker]:
+    """The same worker, its storage the test's bucket (STORAGE_URL)."""
+    settings = settings_for(
+        data_dir=data_dir, storage_url=s3_bucket.url, queue_retry_backoff_ms_base=50
+    )
     running = Worker(settings, db_url, WorkerOptions(metrics_port=0))
     await running.start()
     yield running

@@ -17,12 +17,18 @@ import pytest
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
+from clipper.api.routes.direct_uploads import DirectUploadCreate
 from clipper.api.schemas import BatchCreate, JobCreate
 from tests.api.conftest import ApiFactory, clip, create_key
 from tests.api.statuses import Observed, undeclared
 
 ENVELOPE = {"$ref": "#/components/schemas/ErrorEnvelope"}
-CREATING = [("post", "/api/uploads"), ("post", "/api/jobs"), ("post", "/api/jobs/batch")]
+CREATING = [
+    ("post", "/api/uploads"),
+    ("post", "/api/uploads/presigned"),
+    ("post", "/api/jobs"),
+    ("post", "/api/jobs/batch"),
+]
 
 
 async def document_of(client: httpx.AsyncClient) -> dict[str, Any]:
@@ -84,6 +90,9 @@ async def test_each_route_declares_the_statuses_of_its_kind(client: httpx.AsyncC
         retry_after = document["paths"][route[1]][route[0]]["responses"]["429"]["headers"]
         assert retry_after["Retry-After"]["schema"]["type"] == "integer"
     assert "507" in declared[("post", "/api/uploads")]
+    assert {"201", "409", "415"} <= declared[("post", "/api/uploads/presigned")]
+    complete = ("post", "/api/uploads/{upload_key}/complete")
+    assert {"200", "201", "404", "409", "422"} <= declared[complete]
     assert {"404", "409", "410"} <= declared[("get", "/api/jobs/{job_id}/result")]
     assert {"404", "409"} <= declared[("post", "/api/jobs/{job_id}/cancel")]
     assert {"404", "410"} <= declared[("get", "/api/jobs/{job_id}")]
@@ -117,9 +126,9 @@ async def test_no_title_squashes_a_camel_case_name(client: httpx.AsyncClient) ->
     assert [pair for pair in titles if _squashed(*pair)] == []
 
 
-@pytest.mark.parametrize("model", [JobCreate, BatchCreate])
+@pytest.mark.parametrize("model", [JobCreate, BatchCreate, DirectUploadCreate])
 async def test_request_bodies_have_examples_that_are_valid(
-    client: httpx.AsyncClient, model: type[JobCreate | BatchCreate]
+    client: httpx.AsyncClient, model: type[JobCreate | BatchCreate | DirectUploadCreate]
 ) -> None:
     examples = (await document_of(client))["components"]["schemas"][model.__name__]["examples"]
     assert examples

@@ -4,16 +4,14 @@ downloaded from the store's presigned URL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from clipper.media.probe import probe
-from clipper.signals import StopSignals
-from clipper.worker.service import Worker, WorkerOptions
-from tests.api.conftest import ApiFactory, settings_for
+from clipper.worker.service import Worker
+from tests.api.conftest import ApiFactory
 from tests.api.test_clips import _wait_finished
 from tests.media_files import make_video
 from tests.moto_server import SECRET_KEY, S3Bucket
@@ -22,17 +20,6 @@ from tests.moto_server import SECRET_KEY, S3Bucket
 @pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_video(tmp_path_factory.mktemp("s3clips") / "source.mp4", seconds=10)
-
-
-@pytest.fixture
-async def s3_worker(db_url: str, data_dir: Path, s3_bucket: S3Bucket) -> AsyncIterator[Worker]:
-    settings = settings_for(
-        data_dir=data_dir, storage_url=s3_bucket.url, queue_retry_backoff_ms_base=50
-    )
-    running = Worker(settings, db_url, WorkerOptions(metrics_port=0))
-    await running.start()
-    yield running
-    await running.stop(StopSignals())
 
 
 def _objects(bucket: S3Bucket) -> list[str]:

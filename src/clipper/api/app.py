@@ -21,7 +21,16 @@ from .metrics import ApiMetrics
 from .middleware import BodyLimit, RequestContextMiddleware
 from .openapi import install_openapi
 from .resources import Resources
-from .routes import batches, dlq, files, health, jobs, resumable_uploads, uploads
+from .routes import (
+    batches,
+    direct_uploads,
+    dlq,
+    files,
+    health,
+    jobs,
+    resumable_uploads,
+    uploads,
+)
 from .tus import TusHeadersMiddleware
 
 DESCRIPTION = """Clip jobs on demand. `POST /api/jobs` stores and enqueues a job in one
@@ -85,19 +94,23 @@ def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None
         title="Clipper", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
     )
     install_openapi(app)
+    max_body = BodyLimit(
+        settings.max_request_bytes, f"{settings.max_request_bytes} bytes (MAX_REQUEST_BYTES)"
+    )
     app.add_middleware(
         RequestContextMiddleware,
-        max_body=BodyLimit(
-            settings.max_request_bytes, f"{settings.max_request_bytes} bytes (MAX_REQUEST_BYTES)"
-        ),
+        max_body=max_body,
         # Uploads (in one request, or a resumable upload's parts) are the one kind of request
         # with large bodies; they stream to disk. (Room for the multipart framing: the file
         # itself is held to MAX_INPUT_MB by the routes.)
         max_body_under={
             "/api/uploads": BodyLimit(
-                int(settings.max_input_mb * 2**20) + 2**20,
+                settings.max_input_bytes + 2**20,
                 f"{settings.max_input_mb:g} MB (MAX_INPUT_MB)",
-            )
+            ),
+            # ...but not a direct upload's request: JSON that names the file, which goes to
+            # the object store itself.
+            "/api/uploads/presigned": max_body,
         },
         metrics=metrics.http,
     )
@@ -105,7 +118,7 @@ def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None
     # 413s above included.
     app.add_middleware(TusHeadersMiddleware)
     install_error_handlers(app)
-    for module in (batches, jobs, uploads, resumable_uploads, files, dlq):
+    for module in (batches, jobs, uploads, direct_uploads, resumable_uploads, files, dlq):
         app.include_router(module.router)
     app.include_router(health.router, dependencies=[Depends(metrics_need_an_admin)])
     return app

@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ..domain.clips import CutMode
 from ..domain.jobs import JobStatus, Priority, SourceType
+from ..domain.uploads import UploadState
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -121,23 +122,38 @@ class Job(Base):
 
 
 class Upload(Base):
-    """A stored upload and who owns it (the file itself is in storage under its key)."""
+    """An upload and who owns it (the file itself is in storage under its key): stored, or a
+    direct upload still pending (domain.uploads.UploadState)."""
 
     __tablename__ = "uploads"
 
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text, server_default=text("'stored'"))
+    # What the probe found it is; None while pending (not probed yet).
+    kind: Mapped[str | None] = mapped_column(Text)
+    # Stored: its size; pending: the size declared (and signed into its URL).
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     # What the probe found (services.uploads): None for a sidecar, or an upload from before.
     media: Mapped[dict[str, Any] | None]
+    # A direct upload's: the content type it declared, and when its URL expires.
+    content_type: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (
         CheckConstraint("kind IN ('media', 'subtitles')", name="kind"),
+        CheckConstraint(_one_of("state", UploadState), name="state"),
+        CheckConstraint(
+            "(state = 'stored' AND kind IS NOT NULL) OR "
+            "(state = 'pending' AND expires_at IS NOT NULL)",
+            name="state_facts",
+        ),
         CheckConstraint("size_bytes >= 0", name="size"),
         # A tenant's stored bytes (the upload quota).
         Index(None, "tenant_id"),
+        # Retention: pending uploads whose URL expired.
+        Index(None, "state", "expires_at"),
     )
 
 

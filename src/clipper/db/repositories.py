@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..domain.clips import CutMode
 from ..domain.jobs import EventType, JobStatus, check, sources_of
 from ..domain.tenancy import LOCAL_TENANT
+from ..domain.uploads import UploadState
 from .models import ApiKey, DlqJob, Job, JobEvent, RateLimit, Upload
 
 
@@ -447,6 +448,8 @@ class UploadRepository:
         self._session = session
 
     async def stored_bytes(self, tenant: str) -> int:
+        """The tenant's bytes on record: its stored uploads', and its pending ones' declared
+        sizes (room taken from the moment a direct upload is presigned)."""
         statement = select(func.coalesce(func.sum(Upload.size_bytes), 0)).where(
             Upload.tenant_id == tenant
         )
@@ -459,6 +462,53 @@ class UploadRepository:
             Upload(key=key, tenant_id=tenant, kind=kind, size_bytes=size_bytes, media=media)
         )
         await self._session.flush()
+
+    async def add_pending(
+        self, key: str, tenant: str, content_type: str, size_bytes: int, expires_at: datetime
+    ) -> None:
+        self._session.add(
+            Upload(
+                key=key,
+                tenant_id=tenant,
+                state=UploadState.PENDING,
+                size_bytes=size_bytes,
+                content_type=content_type,
+                expires_at=expires_at,
+            )
+        )
+        await self._session.flush()
+
+    async def complete(
+        self, key: str, kind: str, size_bytes: int, media: dict[str, Any] | None
+    ) -> bool:
+        """Make a pending upload stored, with what its probe found; False when it is not
+        pending (any more: retention may have just deleted it)."""
+        result = await self._session.execute(
+            update(Upload)
+            .where(Upload.key == key, Upload.state == UploadState.PENDING)
+            .values(state=UploadState.STORED, kind=kind, size_bytes=size_bytes, media=media)
+            .returning(Upload.key)
+        )
+        return result.first() is not None
+
+    async def delete_pending(self, key: str) -> None:
+        """Forget a pending upload (never a stored one)."""
+        await self._session.execute(
+            delete(Upload).where(Upload.key == key, Upload.state == UploadState.PENDING)
+        )
+
+    async def delete_abandoned(self, grace: timedelta) -> list[str]:
+        """Delete the pending uploads whose URL expired more than `grace` ago (by the
+        database's clock); their keys. A completion racing this finds no pending row."""
+        result = await self._session.execute(
+            delete(Upload)
+            .where(
+                Upload.state == UploadState.PENDING,
+                Upload.expires_at < func.now() - grace,
+            )
+            .returning(Upload.key)
+        )
+        return list(result.scalars())
 
     async def get(self, key: str) -> Upload | None:
         """The upload's record; None when no upload has this key on record."""

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..db.models import Job
 from ..db.repositories import JobRepository, UploadRepository
+from ..domain.uploads import PENDING_GRACE
 from ..storage import Storage
 from .batches import media_lock_name
 
@@ -62,10 +63,12 @@ async def cleanup_old_uploads(
     sessions: async_sessionmaker[AsyncSession], storage: Storage, older_than_hours: float
 ) -> int:
     """Delete uploads stored more than `older_than_hours` ago that no queued or processing job
-    needs; returns how many. (A job that finished keeps its clip, not its source.)"""
+    needs, and direct uploads never completed (see `_cleanup_abandoned_uploads`); returns how
+    many. (A job that finished keeps its clip, not its source.)"""
+    abandoned = await _cleanup_abandoned_uploads(sessions, storage)
     candidates = await storage.uploads_older_than(older_than_hours * 3600)
     if not candidates:
-        return 0
+        return abandoned
     async with sessions() as session:
         in_use = await JobRepository(session).uploads_in_use()
     removable = [key for key in candidates if key not in in_use]
@@ -74,7 +77,22 @@ async def cleanup_old_uploads(
     if removable:  # their records too: what a tenant has stored is what is on record
         async with sessions.begin() as session:
             await UploadRepository(session).delete(removable)
-    return len(removable)
+    return abandoned + len(removable)
+
+
+async def _cleanup_abandoned_uploads(
+    sessions: async_sessionmaker[AsyncSession], storage: Storage
+) -> int:
+    """Delete pending direct uploads whose URL expired more than PENDING_GRACE ago, with
+    whatever their client sent. No job can use a pending upload, so none is in use. The
+    records go first, in their own transaction: a completion that races this then finds no
+    pending record (404) instead of storing an upload whose file is being deleted. Should an
+    object fail to delete, it is an unrecorded upload, which the age-based sweep removes."""
+    async with sessions.begin() as session:
+        keys = await UploadRepository(session).delete_abandoned(PENDING_GRACE)
+    for key in keys:
+        await storage.delete_upload(key)
+    return len(keys)
 
 
 async def cleanup_batch_media(sessions: async_sessionmaker[AsyncSession], storage: Storage) -> int:

@@ -40,7 +40,7 @@ def default_processors(
         processors["youtube"] = processor(
             UrlSource(
                 settings.allowed_hosts,
-                int(settings.max_input_mb * 2**20),
+                settings.max_input_bytes,
                 settings.fetch_timeout_sec,
                 storage=storage,
                 reading=reading,

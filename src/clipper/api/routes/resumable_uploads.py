@@ -315,7 +315,7 @@ def _partials(resources: Resources) -> PartialUploads:
 
 
 def _largest(resources: Resources) -> int:
-    return int(resources.settings.max_input_mb * 2**20)
+    return resources.settings.max_input_bytes
 
 
 def _content_type(request: Request) -> str:

@@ -1,4 +1,5 @@
-"""/api/uploads: a source video, streamed to storage and probed, for POST /api/jobs."""
+"""/api/uploads: a source video, streamed to storage and probed, for POST /api/jobs (a direct
+upload to the object store is direct_uploads.py; a resumable one resumable_uploads.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from ...errors import (
 )
 from ...services.quotas import Limits, check_upload_bytes, upload_quota_error, upload_room
 from ...services.sources import CheckedUpload, UnusableUploadError, check_upload
-from ...services.uploads import record_upload
+from ...services.uploads import (
+    record_upload,
+)
 from ...settings import Settings
 from ...storage import TooLargeError, new_upload_key, source_key
 from ..auth import Caller
@@ -107,7 +110,7 @@ async def upload(request: Request, resources: ResourcesDep, caller: CallerDep) -
     limits = await count_request(resources, caller)
     async with resources.sessions() as session:
         room = await upload_room(session, caller.scope, limits)
-    largest = int(settings.max_input_mb * 2**20)
+    largest = settings.max_input_bytes
     key = new_upload_key()
     path = source_key(key)
     try:
@@ -128,16 +131,10 @@ def file_too_large(settings: Settings) -> PayloadTooLargeError:
 async def accept_upload(
     resources: Resources, caller: Caller, limits: Limits | None, key: str, size: int
 ) -> UploadRead:
-    """An upload stored under `key` (`size` bytes), however it arrived (one request, or a
-    resumable upload's last part): probed, then recorded with its owner and what it holds, or
-    deleted with a 422 naming `file` (or a 429 over the quota)."""
-    settings = resources.settings
-    try:
-        checked = await check_upload(
-            resources.storage, resources.reading, key, settings.max_clip_input_duration_sec
-        )
-    except UnusableUploadError as exc:
-        raise ValidationFailedError.field("file", str(exc)) from exc
+    """An upload stored under `key` (`size` bytes), however it arrived through the API (one
+    request, or a resumable upload's last part): probed, then recorded with its owner and
+    what it holds, or deleted with a 422 naming `file` (or a 429 over the quota)."""
+    checked = await probed_upload(resources, key, "file")
     try:
         # Recorded with its owner (only the caller's key, or an admin's, may make jobs of it),
         # counted against the quota under the tenant's lock: concurrent uploads cannot both
@@ -149,3 +146,17 @@ async def accept_upload(
         await resources.storage.delete_upload(key)
         raise
     return UploadRead.of(key, size, checked)
+
+
+async def probed_upload(resources: Resources, key: str, field: str) -> CheckedUpload:
+    """What the upload stored under `key` is (read by range in an object store); a 422 naming
+    `field` when it is no source to clip from (it is deleted then)."""
+    try:
+        return await check_upload(
+            resources.storage,
+            resources.reading,
+            key,
+            resources.settings.max_clip_input_duration_sec,
+        )
+    except UnusableUploadError as exc:
+        raise ValidationFailedError.field(field, str(exc)) from exc
