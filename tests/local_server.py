@@ -38,9 +38,12 @@ class FileServer(ThreadingHTTPServer):
         ranges: bool = True,
         redirect_to: str | None = None,
         redirect_after: int = 0,
+        overshoot: bool = False,
     ) -> None:
+        """`overshoot`: answer a range with the rest of the file (a broken server)."""
         self.body = body
         self.ranges = ranges
+        self.overshoot = overshoot
         self.asked: list[str | None] = []
         self.bytes_sent = 0
         self.redirect_to = redirect_to
@@ -75,6 +78,7 @@ class _FileHandler(BaseHTTPRequestHandler):
             stop = min(size, int(match.group(2)) + 1) if match.group(2) else size
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{size}")
+            stop = size if server.overshoot else stop
         self.send_header("Content-Length", str(stop - start))
         self.end_headers()
         with contextlib.suppress(ConnectionError):  # the reader hung up: it seeks elsewhere

@@ -52,10 +52,9 @@ T = TypeVar("T")
 
 # S3 refuses multipart parts under 5 MiB (but the last); 8 MiB is boto3's own default.
 PART_SIZE = 8 * 2**20
-# A ranged read asks at most this much per GetObject: FFmpeg hangs up when it seeks, and what
-# one open request already sent past that point is read for nothing.
-READ_WINDOW = 4 * 2**20
-READ_CHUNK = 256 * 2**10
+# A ranged read asks at most this much per GetObject, read whole in one thread call: what
+# FFmpeg asks at a time (media/inputs.py), aligned to the relay's blocks, in one request.
+READ_WINDOW = 2 * 2**20
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 _URL = re.compile(r"^s3://([^/]+)/?(.*)$")
 
@@ -378,22 +377,22 @@ class _ObjectRanges:
         return self._size
 
     async def chunks(self, start: int, stop: int) -> AsyncIterator[bytes]:
-        client = self._storage._client
         for window in range(start, stop, READ_WINDOW):
-            last = min(stop, window + READ_WINDOW) - 1
-            answer = await self._storage._call(
-                "GetObject",
-                client.get_object,
-                Bucket=self._storage.bucket,
-                Key=self._name,
-                Range=f"bytes={window}-{last}",
+            yield await self._storage._call(
+                "GetObject", self._read, first=window, last=min(stop, window + READ_WINDOW) - 1
             )
-            body = answer["Body"]
-            try:
-                while chunk := await self._storage._call("GetObject", body.read, amt=READ_CHUNK):
-                    yield chunk
-            finally:
-                body.close()
+
+    def _read(self, first: int, last: int) -> bytes:
+        """Bytes [first, last] in one thread call, the body closed in the thread that read
+        it: a cancelled attempt leaves at most this one window's read to finish."""
+        answer = self._storage._client.get_object(
+            Bucket=self._storage.bucket, Key=self._name, Range=f"bytes={first}-{last}"
+        )
+        with contextlib.closing(answer["Body"]) as body:
+            data: bytes = body.read()
+        if len(data) != last - first + 1:
+            raise StorageUnavailableError("object storage GetObject failed: a short range")
+        return data
 
 
 @contextlib.contextmanager

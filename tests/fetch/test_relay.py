@@ -4,6 +4,8 @@ FFmpeg's "could not read"; and URL sources read by range through the guard."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
@@ -11,7 +13,14 @@ import pytest
 
 from clipper.fetch.download import FetchFailedError, SourceTooLargeError, ranged_source
 from clipper.fetch.guard import ForbiddenUrlError
-from clipper.fetch.relay import BLOCK_BYTES, CachedReader, MediaRelay, byte_range
+from clipper.fetch.relay import (
+    BLOCK_BYTES,
+    IDLE_SECONDS,
+    CachedReader,
+    MediaRelay,
+    byte_range,
+)
+from clipper.media.inputs import URL_READ_TIMEOUT_SECONDS
 from tests.local_server import FileServer, serving
 
 BODY = bytes(range(256)) * 40  # 10,240 bytes, each position telling its own offset
@@ -149,6 +158,72 @@ async def test_a_failed_read_is_raised_in_place_of_the_blocks_error() -> None:
         await relay.aclose()
 
 
+async def test_a_failed_read_is_raised_even_when_ffmpeg_went_on() -> None:
+    """FFmpeg may end well (exit 0) with part of its input missing: the block then ends
+    without an error, and the reader's failure is raised all the same."""
+    relay = MediaRelay()
+
+    async def read_and_go_on() -> None:
+        async with (
+            relay.serving(MemoryReader(BODY, fail_after=3000)) as url,
+            httpx.AsyncClient() as http,
+        ):
+            with contextlib.suppress(httpx.RemoteProtocolError):
+                await http.get(url)
+
+    try:
+        with pytest.raises(FetchFailedError, match="the store went away"):
+            await read_and_go_on()
+    finally:
+        await relay.aclose()
+
+
+def test_connections_idle_longer_than_ffmpeg_waits_for_a_read() -> None:
+    """FFmpeg keeps its connection between requests while it encodes what it read: the relay
+    must not close it sooner than FFmpeg would give up on a read itself."""
+    assert IDLE_SECONDS > URL_READ_TIMEOUT_SECONDS
+
+
+async def test_an_attempt_cancelled_while_the_relay_starts_leaves_nothing_running() -> None:
+    relay = MediaRelay()
+
+    async def attempt() -> None:
+        async with relay.serving(MemoryReader(BODY)):
+            raise AssertionError("cancelled before the relay listened")
+
+    starting = asyncio.create_task(attempt())
+    await asyncio.sleep(0)  # the attempt runs until it waits for the server to listen
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    await relay.aclose()
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_closing_does_not_wait_on_a_reader_still_being_read() -> None:
+    stalled = asyncio.Event()
+
+    class Stalling(MemoryReader):
+        async def chunks(self, start: int, stop: int) -> AsyncIterator[bytes]:
+            yield self.body[:1000]
+            stalled.set()
+            await asyncio.Event().wait()  # a store that never sends the rest
+            yield b""
+
+    relay = MediaRelay()
+    async with (
+        relay.serving(Stalling(BODY)) as url,
+        httpx.AsyncClient() as http,
+        http.stream("GET", url) as response,
+    ):
+        reading = asyncio.create_task(response.aread())
+        await asyncio.wait_for(stalled.wait(), timeout=10)
+        async with asyncio.timeout(15):  # uvicorn alone would wait for the answer's end
+            await relay.aclose()
+        with contextlib.suppress(httpx.HTTPError):
+            await reading
+
+
 async def test_a_url_source_is_read_by_range_through_the_guard() -> None:
     with serving(FileServer(BODY)) as server:
         async with ranged_source(server.url, max_bytes=2**20, allowlist=["127.0.0.1"]) as reader:
@@ -165,6 +240,15 @@ async def test_a_server_without_ranges_is_downloaded_instead() -> None:
     with serving(FileServer(BODY, ranges=False)) as server:
         async with ranged_source(server.url, max_bytes=2**20, allowlist=["127.0.0.1"]) as reader:
             assert reader is None
+
+
+async def test_a_server_sending_more_than_the_range_fails_the_read() -> None:
+    with serving(FileServer(BODY, overshoot=True)) as server:
+        async with ranged_source(server.url, max_bytes=2**20, allowlist=["127.0.0.1"]) as reader:
+            assert reader is not None
+            with pytest.raises(FetchFailedError, match="more than the range"):
+                async for _ in reader.chunks(0, 100):
+                    pass
 
 
 async def test_a_source_over_the_cap_is_refused_by_its_size() -> None:

@@ -38,9 +38,12 @@ from ..ranges import RangeReader
 logger = logging.getLogger("clipper.fetch")
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-# What the relay reads from a store at a time, and keeps per source while its attempt runs.
+# What the relay reads from a store at a time, and keeps per source while its attempt runs
+# (so at most QUEUE_CONCURRENCY times this per worker).
 BLOCK_BYTES = 256 * 2**10
-CACHE_BYTES = 32 * 2**20
+CACHE_BYTES = 16 * 2**20
+# How long a connection may idle between FFmpeg's requests: well past its read timeout.
+IDLE_SECONDS = 300
 
 
 class MediaRelay:
@@ -55,9 +58,10 @@ class MediaRelay:
     @contextlib.asynccontextmanager
     async def serving(self, reader: RangeReader) -> AsyncIterator[str]:
         """An http:// URL on 127.0.0.1 that serves `reader` by range while the block runs.
-        When the block fails after a read of `reader` did, the read's failure is raised (from
-        the block's): FFmpeg only says it could not read, the reader says why (a redirect the
-        guard refused, the store unavailable, ...)."""
+        When a read of `reader` failed, its failure is raised as the block ends, from the
+        block's own if it failed: FFmpeg says only that it could not read (and may even exit
+        0 with part of its input), the reader says why (a redirect the guard refused, the
+        store unavailable, ...)."""
         address = await self._address()
         token = secrets.token_urlsafe(24)
         registered = self._readers[token] = _Registered(CachedReader(reader))
@@ -69,10 +73,15 @@ class MediaRelay:
             raise
         finally:
             del self._readers[token]
+        if registered.failure is not None:
+            raise registered.failure
 
     async def _address(self) -> str:
+        """The server's, started on first use (or again, should it have ended). Recorded as
+        soon as it is made, so that `aclose` stops it even if the attempt starting it is
+        cancelled before it listens; the next caller waits for it then."""
         async with self._starting:
-            if self._server is None:
+            if self._server is None or self._serving is None or self._serving.done():
                 config = uvicorn.Config(
                     Starlette(routes=[Route("/media/{token}", self._serve, methods=["GET"])]),
                     host="127.0.0.1",
@@ -81,14 +90,20 @@ class MediaRelay:
                     access_log=False,
                     server_header=False,
                     lifespan="off",
+                    # FFmpeg keeps its connection between requests while it encodes what it
+                    # read, however long that takes: closed idle, its next read would fail.
+                    timeout_keep_alive=IDLE_SECONDS,
+                    # Stopping does not wait on an FFmpeg still reading (its attempt is over).
+                    timeout_graceful_shutdown=2,
                 )
-                server = EmbeddedServer(config)
-                serving = asyncio.create_task(server.serve())
-                if not await wait_until_listening(server, serving):
-                    await serving
-                    raise OSError("the media relay could not listen on 127.0.0.1")
-                self._server, self._serving = server, serving
-            return self._server.address
+                self._server = EmbeddedServer(config)
+                self._serving = asyncio.create_task(self._server.serve())
+            server, serving = self._server, self._serving
+            if not await wait_until_listening(server, serving):
+                self._server = self._serving = None
+                await serving
+                raise OSError("the media relay could not listen on 127.0.0.1")
+            return server.address
 
     async def aclose(self) -> None:
         if self._server is not None and self._serving is not None:
@@ -165,15 +180,17 @@ class CachedReader:
                 raise OSError("the source ended before its stated size")
 
     async def _fetch(self, first: int, end: int) -> AsyncIterator[bytes]:
-        """Blocks [first, end) from the reader in one request, each cached once whole."""
+        """Blocks [first, end) from the reader in one request, each cached once whole; a
+        reader that sends more than it was asked is a failed read."""
+        stop = min(self.size, end * BLOCK_BYTES)
         pending = bytearray()
         block = first
-        async for chunk in self._reader.chunks(
-            first * BLOCK_BYTES, min(self.size, end * BLOCK_BYTES)
-        ):
+        async for chunk in self._reader.chunks(first * BLOCK_BYTES, stop):
             pending += chunk
+            if block * BLOCK_BYTES + len(pending) > stop:
+                raise OSError("the source sent more than the range asked")
             while len(pending) >= BLOCK_BYTES or (
-                pending and block * BLOCK_BYTES + len(pending) == self.size
+                pending and block * BLOCK_BYTES + len(pending) == stop
             ):
                 piece = bytes(pending[:BLOCK_BYTES])
                 del pending[:BLOCK_BYTES]

@@ -12,11 +12,12 @@ MediaInput = Path | str
 # relay, and the store behind it, send on until FFmpeg hangs up at its next seek, and an MP4
 # with its index at the end is read from three places before the first packet. A read timeout
 # (in microseconds): a relay whose store stalls fails the attempt (retried), never hangs it.
+URL_READ_TIMEOUT_SECONDS = 30
 URL_OPTIONS = {
     "multiple_requests": "1",
     "request_size": str(2**20),
     "initial_request_size": str(128 * 2**10),
-    "rw_timeout": "30000000",
+    "rw_timeout": str(URL_READ_TIMEOUT_SECONDS * 1_000_000),
 }
 
 
