@@ -44,7 +44,7 @@ async def test_a_fresh_database_gets_a_working_queue_without_the_application(
     assert await install(empty_db_url, schema="mail_queue") == SCHEMA_VERSION
     assert await _tables(empty_db_url) == {
         f"mail_queue.{table}"
-        for table in ("groups", "messages", "queues", "schema_version", "stats")
+        for table in ("groups", "messages", "queues", "schema_version", "stats", "workers")
     }
     adapter = QueueAdapter(empty_db_url, fast_config(queue="mail", schema="mail_queue"))
     await adapter.start()

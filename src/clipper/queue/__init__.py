@@ -40,11 +40,13 @@ from ._message import (
     DeadLetter,
     ErrorInfo,
     HealthReport,
+    PriorityDepth,
     QueueDepth,
     QueueMessage,
     QueueStats,
     ReceivedMessage,
     RetryNotice,
+    WorkerInfo,
 )
 from ._metrics import QueueMetrics
 from ._pooling import Pooler, RoleTimeouts, connection_kwargs, ensure_role_timeouts
@@ -68,6 +70,7 @@ __all__ = [
     "LeaseLostError",
     "PermanentError",
     "Pooler",
+    "PriorityDepth",
     "QueueAdapter",
     "QueueConfig",
     "QueueDepth",
@@ -83,6 +86,7 @@ __all__ = [
     "RoleTimeouts",
     "SystemicError",
     "TransactionFactory",
+    "WorkerInfo",
     "bounded",
     "connection_kwargs",
     "current_job_id",

@@ -26,10 +26,19 @@ from ._hooks import (
 )
 from ._listener import Listener
 from ._maintenance import RetentionResult, run_retention
-from ._message import CancelOutcome, HealthReport, QueueDepth, QueueMessage, QueueStats
+from ._message import (
+    CancelOutcome,
+    HealthReport,
+    PriorityDepth,
+    QueueDepth,
+    QueueMessage,
+    QueueStats,
+    WorkerInfo,
+)
 from ._metrics import QueueMetrics
 from ._sql import notify_channel
 from ._store import PostgresStore, engine_connection_kwargs
+from ._workers import WorkerRegistry
 
 logger = logging.getLogger("clipper.queue")
 
@@ -96,6 +105,7 @@ class QueueAdapter:
             deadline_seconds=deadlines.statement_seconds,
         )
         self._depth = DepthSnapshot(self.store.depth, config.poll_interval_seconds)
+        self.registry = WorkerRegistry(self.store, config, lambda: self._consumers, self._report)
         self.metrics.watch_depth(self._depth.read)
 
     def _report(self, exc: BaseException, operation: str) -> None:
@@ -211,10 +221,17 @@ class QueueAdapter:
         return await self.store.paused_queues()
 
     async def stats(self, *, queue: str | None = None, minutes: int = 60) -> list[QueueStats]:
-        """Completed, retried, failed, dead-lettered and cancelled messages per queue and
-        minute over the last `minutes`, from the stats table (the messages are not scanned)."""
+        """Completed, retried, failed, dead-lettered, cancelled and picked-up messages (with
+        the pickup waits) per queue and minute over the last `minutes`, from the stats table
+        (the messages are not scanned)."""
         self._require_started()
         return await self.store.stats(queue, minutes)
+
+    async def workers(self) -> list[WorkerInfo]:
+        """The consuming processes online (heartbeat fresher than `worker_stale_seconds`),
+        with their queues and the jobs each ran at its last heartbeat, oldest first."""
+        self._require_started()
+        return await self.store.workers(self.config.worker_stale_seconds)
 
     def consume(
         self,
@@ -265,6 +282,7 @@ class QueueAdapter:
         self._before_first_consumer()
         consumer.start()
         self._consumers.append(consumer)
+        self.registry.changed()
         return consumer
 
     def start_dlq_consumer(
@@ -327,6 +345,7 @@ class QueueAdapter:
             self.config.retention_batch_size,
             on_batch,
             stats_days=self.config.stats_retention_days,
+            worker_stale_seconds=self.config.worker_stale_seconds,
         )
 
     def start_maintenance(self, interval_seconds: float = 300.0) -> None:
@@ -350,6 +369,11 @@ class QueueAdapter:
     async def depth(self) -> list[QueueDepth]:
         self._require_started()
         return await self.store.depth()
+
+    async def depth_by_priority(self) -> list[PriorityDepth]:
+        """Ready, scheduled and active messages per queue and priority."""
+        self._require_started()
+        return await self.store.depth_by_priority()
 
     async def start(self) -> None:
         """Open the pool, waiting for the database up to startup_timeout_seconds."""
@@ -415,6 +439,7 @@ class QueueAdapter:
             self._maintenance_task.cancel()
             await asyncio.gather(self._maintenance_task, return_exceptions=True)
         await asyncio.gather(*(consumer.stop(grace_seconds) for consumer in self._consumers))
+        await self.registry.stop()
         self._consumers.clear()
         await self._close()
         self._started = False

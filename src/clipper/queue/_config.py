@@ -52,6 +52,9 @@ class QueueConfig:
     # transaction pooler (LISTEN needs a session of its own). Unset with a pooler: poll-only,
     # pickup within poll_interval_seconds. Not in repr: it may hold a password.
     listen_url: str | None = field(default=None, repr=False)
+    # What a consuming process reports as its version in the workers registry (the
+    # application's own version: the queue cannot know it).
+    worker_version: str = ""
 
     def __post_init__(self) -> None:
         if self.pooler is not None and self.pooler not in POOLERS:
@@ -84,6 +87,12 @@ class QueueConfig:
     def heartbeat_seconds(self) -> float:
         """Leases are renewed three times per visibility window, so one late beat costs nothing."""
         return self.visibility_seconds / 3
+
+    @property
+    def worker_stale_seconds(self) -> float:
+        """A registered worker whose heartbeat is older than three heartbeats is gone: two
+        late beats do not hide it, a killed process drops off within one visibility window."""
+        return 3 * self.heartbeat_seconds
 
 
 def dead_letter_queue_name(queue: str) -> str:

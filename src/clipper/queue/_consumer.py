@@ -7,6 +7,7 @@ import asyncio
 import enum
 import logging
 import traceback
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, ParamSpec, TypeVar
@@ -125,6 +126,14 @@ class Consumer:
     @property
     def running(self) -> int:
         return len(self._running)
+
+    @property
+    def concurrency(self) -> int:
+        return self._options.concurrency
+
+    def running_jobs(self) -> list[uuid.UUID]:
+        """The job ids of the attempts this consumer runs now (for the workers registry)."""
+        return [a.message.job_id for a in self._running.values() if a.settles]
 
     def start(self) -> None:
         self._store.wakeups.on_cancel(self._on_cancel_request)

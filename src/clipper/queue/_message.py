@@ -156,8 +156,22 @@ class QueueDepth:
 
 
 @dataclass(frozen=True, slots=True)
+class PriorityDepth:
+    """Unfinished messages of one queue and priority, read from the store at the time asked."""
+
+    queue: str
+    priority: int
+    ready: int = 0
+    scheduled: int = 0
+    active: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class QueueStats:
-    """What finished in one queue in one minute (database clock), from the stats table."""
+    """What finished and what was picked up in one queue in one minute (database clock),
+    from the stats table. The pickup wait is claim time minus when the message became
+    runnable: its average and largest in the minute, in milliseconds (0 with none picked up).
+    """
 
     queue: str
     minute: datetime
@@ -166,6 +180,27 @@ class QueueStats:
     failed: int = 0
     dead_lettered: int = 0
     cancelled: int = 0
+    picked_up: int = 0
+    pickup_avg_ms: float = 0.0
+    pickup_max_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """One consuming process online (its heartbeat is fresh), from the workers registry.
+
+    `running` holds the job ids of the attempts it ran at its last heartbeat; `concurrency`
+    is the sum of its consumers' (the attempts it may run at once)."""
+
+    id: uuid.UUID
+    host: str
+    pid: int
+    version: str
+    queues: tuple[str, ...]
+    concurrency: int
+    running: tuple[uuid.UUID, ...]
+    started_at: datetime
+    heartbeat_at: datetime
 
 
 class CancelOutcome(enum.StrEnum):

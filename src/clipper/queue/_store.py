@@ -24,11 +24,13 @@ from ._message import (
     Claim,
     DeadLetter,
     ErrorInfo,
+    PriorityDepth,
     QueueDepth,
     QueueMessage,
     QueueStats,
     ReceivedMessage,
     RetryNotice,
+    WorkerInfo,
 )
 from ._pooling import Pooler, RoleTimeouts, connection_kwargs, ensure_role_timeouts
 from ._sql import cancel_channel, load_queries, notify_channel
@@ -482,6 +484,73 @@ class PostgresStore:
             QueueDepth(queue, ready, scheduled, active, oldest)
             for queue, ready, scheduled, active, oldest in rows
         ]
+
+    async def depth_by_priority(self) -> list[PriorityDepth]:
+        rows = await self._execute("depth_by_priority", {})
+        return [PriorityDepth(*row) for row in rows]
+
+    async def register_worker(
+        self,
+        worker_id: uuid.UUID,
+        *,
+        host: str,
+        pid: int,
+        version: str,
+        queues: Sequence[str],
+        concurrency: int,
+        running: Sequence[uuid.UUID],
+    ) -> None:
+        """Register the worker, or heartbeat it (its queues and running jobs brought up to
+        date); on the lease lane, beside the leases' own heartbeats."""
+        params = {
+            "id": worker_id,
+            "host": host,
+            "pid": pid,
+            "version": version,
+            "queues": list(queues),
+            "concurrency": concurrency,
+            "running": list(running),
+        }
+        await self._execute("register_worker", params, self._lease_lane)
+
+    async def deregister_worker(self, worker_id: uuid.UUID) -> None:
+        await self._execute("deregister_worker", {"id": worker_id})
+
+    async def workers(self, stale_seconds: float) -> list[WorkerInfo]:
+        rows = await self._execute("workers", {"stale_seconds": stale_seconds})
+        return [
+            WorkerInfo(
+                worker_id,
+                host,
+                pid,
+                version,
+                tuple(queues),
+                concurrency,
+                tuple(running),
+                started_at,
+                heartbeat_at,
+            )
+            for (
+                worker_id,
+                host,
+                pid,
+                version,
+                queues,
+                concurrency,
+                running,
+                started_at,
+                heartbeat_at,
+            ) in rows
+        ]
+
+    async def prune_workers(self, stale_seconds: float) -> int:
+        async def work(conn: Connection) -> int:
+            cursor = await conn.execute(
+                self._queries["prune_workers"], {"stale_seconds": stale_seconds}
+            )
+            return cursor.rowcount
+
+        return await self._with_connection(work)
 
     async def delete_finished(self, retention_hours: float, batch_size: int) -> int | None:
         async def work(conn: Connection) -> int | None:

@@ -59,6 +59,10 @@ RETURNING job_id, pg_notify(%(channel)s, queue);
 -- active messages: full groups are skipped and the others take only their free places. The
 -- active counts are read in this statement's snapshot, so capped claims of a queue run one
 -- at a time under an advisory lock taken just before (PostgresStore.claim).
+-- Each candidate carries `ready_at`, when it became runnable (its run_after, or for an
+-- expired lease the lease's end): the pickup wait is now() minus that, returned to the
+-- consumer and counted in the stats (picked up, sum and max of the waits) by this same
+-- statement, as the settles count theirs.
 WITH open AS (
     SELECT NOT EXISTS (
         SELECT 1 FROM {schema}.queues WHERE queue = %(queue)s AND paused
@@ -69,7 +73,7 @@ WITH open AS (
       AND queue = %(queue)s AND state = 'active' AND group_key IS NOT NULL
     GROUP BY group_key
 ), ready AS (
-    SELECT id, priority, turn, group_key FROM {schema}.messages
+    SELECT id, priority, turn, group_key, run_after AS ready_at FROM {schema}.messages
     WHERE queue = %(queue)s AND state = 'ready' AND run_after <= now()
       AND (SELECT claimable FROM open)
       AND (group_key IS NULL OR %(group_cap)s::int IS NULL OR group_key NOT IN (
@@ -80,9 +84,9 @@ WITH open AS (
 ), admitted AS (
     -- Without a cap: every ready row. The branches' parameter tests are decided before
     -- either runs, so an uncapped claim never ranks anything (0.95x drain otherwise).
-    SELECT id, priority, turn FROM ready WHERE %(group_cap)s::int IS NULL
+    SELECT id, priority, turn, ready_at FROM ready WHERE %(group_cap)s::int IS NULL
     UNION ALL
-    SELECT id, priority, turn FROM (
+    SELECT id, priority, turn, ready_at FROM (
         SELECT ready.*, coalesce(busy.active, 0) AS active,
                row_number() OVER (PARTITION BY ready.group_key
                                   ORDER BY ready.priority, ready.turn, ready.id) AS nth
@@ -91,7 +95,7 @@ WITH open AS (
     ) AS ranked
     WHERE group_key IS NULL OR nth <= %(group_cap)s - active
 ), expired AS (
-    SELECT id, priority, turn FROM {schema}.messages
+    SELECT id, priority, turn, lease_until AS ready_at FROM {schema}.messages
     WHERE queue = %(queue)s AND state = 'active' AND lease_until <= now()
       AND attempts < max_attempts AND cancel_requested_at IS NULL
       AND (SELECT claimable FROM open)
@@ -99,21 +103,36 @@ WITH open AS (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), chosen AS (
-    SELECT id FROM (SELECT * FROM admitted UNION ALL SELECT * FROM expired) AS candidates
+    SELECT id, ready_at FROM (SELECT * FROM admitted UNION ALL SELECT * FROM expired)
+        AS candidates
     ORDER BY priority, turn, id
     LIMIT %(limit)s
+), claimed AS (
+    UPDATE {schema}.messages AS m
+    SET state = 'active',
+        attempts = m.attempts + 1,
+        lease_token = gen_random_uuid(),
+        lease_until = now() + %(visibility)s * interval '1 second',
+        claimed_at = now()
+    FROM chosen
+    WHERE m.id = chosen.id
+    RETURNING m.id, m.lease_token, m.job_id, m.priority, m.payload, m.attempts,
+              m.max_attempts, m.created_at,
+              greatest(0, extract(epoch FROM now() - chosen.ready_at))::float8 AS pickup_delay,
+              m.group_key
+), counted AS (
+    -- HAVING: an empty claim (an idle poll) writes nothing.
+    INSERT INTO {schema}.stats (queue, minute, shard, picked_up, pickup_ms_sum, pickup_ms_max)
+    SELECT %(queue)s, date_trunc('minute', now()), mod(pg_backend_pid(), 4), count(*),
+           sum(pickup_delay) * 1000, max(pickup_delay) * 1000
+    FROM claimed
+    HAVING count(*) > 0
+    ON CONFLICT (queue, minute, shard)
+    DO UPDATE SET picked_up = stats.picked_up + EXCLUDED.picked_up,
+                  pickup_ms_sum = stats.pickup_ms_sum + EXCLUDED.pickup_ms_sum,
+                  pickup_ms_max = greatest(stats.pickup_ms_max, EXCLUDED.pickup_ms_max)
 )
-UPDATE {schema}.messages AS m
-SET state = 'active',
-    attempts = m.attempts + 1,
-    lease_token = gen_random_uuid(),
-    lease_until = now() + %(visibility)s * interval '1 second',
-    claimed_at = now()
-FROM chosen
-WHERE m.id = chosen.id
-RETURNING m.id, m.lease_token, m.job_id, m.priority, m.payload, m.attempts, m.max_attempts,
-          m.created_at, extract(epoch FROM now() - m.run_after)::float8 AS pickup_delay,
-          m.group_key;
+SELECT * FROM claimed;
 
 -- name: lock_group_claims
 -- Capped claims of one queue take turns (held until the claim's transaction ends).
@@ -312,9 +331,12 @@ FROM changed;
 SELECT queue FROM {schema}.queues WHERE paused ORDER BY queue;
 
 -- name: stats
--- Finished work per queue and minute over the last `minutes` (the shards summed).
+-- Finished and picked-up work per queue and minute over the last `minutes` (the shards
+-- summed), with the average and the largest pickup wait of the minute in milliseconds.
 SELECT queue, minute, sum(completed)::bigint, sum(retried)::bigint, sum(failed)::bigint,
-       sum(dead_lettered)::bigint, sum(cancelled)::bigint
+       sum(dead_lettered)::bigint, sum(cancelled)::bigint, sum(picked_up)::bigint,
+       coalesce(sum(pickup_ms_sum) / nullif(sum(picked_up), 0), 0)::float8,
+       max(pickup_ms_max)::float8
 FROM {schema}.stats
 WHERE minute >= date_trunc('minute', now()) - %(minutes)s * interval '1 minute'
   AND (%(queue)s::text IS NULL OR queue = %(queue)s)
@@ -350,6 +372,43 @@ FROM {schema}.messages
 WHERE state = 'ready' OR state = 'active'
 GROUP BY queue
 ORDER BY queue;
+
+-- name: depth_by_priority
+-- Unfinished messages per queue and priority (the console's overview), as `depth` reads them.
+SELECT queue, priority,
+       count(*) FILTER (WHERE state = 'ready' AND run_after <= now()) AS ready,
+       count(*) FILTER (WHERE state = 'ready' AND run_after > now()) AS scheduled,
+       count(*) FILTER (WHERE state = 'active') AS active
+FROM {schema}.messages
+WHERE state = 'ready' OR state = 'active'
+GROUP BY queue, priority
+ORDER BY queue, priority;
+
+-- name: register_worker
+-- A consuming process's registration and each heartbeat after it, in one statement: when
+-- retention swept the row meanwhile (the database was away for longer than the stale
+-- horizon), the next beat registers it again.
+INSERT INTO {schema}.workers (id, host, pid, version, queues, concurrency, running)
+VALUES (%(id)s, %(host)s, %(pid)s, %(version)s, %(queues)s, %(concurrency)s, %(running)s)
+ON CONFLICT (id) DO UPDATE
+SET queues = EXCLUDED.queues, concurrency = EXCLUDED.concurrency,
+    running = EXCLUDED.running, heartbeat_at = now();
+
+-- name: deregister_worker
+-- A graceful stop: the process is gone at once, not when its heartbeat goes stale.
+DELETE FROM {schema}.workers WHERE id = %(id)s;
+
+-- name: workers
+-- The workers online: those that heartbeat within the stale horizon, oldest first.
+SELECT id, host, pid, version, queues, concurrency, running, started_at, heartbeat_at
+FROM {schema}.workers
+WHERE heartbeat_at > now() - %(stale_seconds)s * interval '1 second'
+ORDER BY started_at, id;
+
+-- name: prune_workers
+-- Retention of the registry: processes that stopped heartbeating without deregistering.
+DELETE FROM {schema}.workers
+WHERE heartbeat_at <= now() - %(stale_seconds)s * interval '1 second';
 
 -- name: delete_finished
 -- Retention: one bounded batch of finished messages older than the horizon (run in the

@@ -99,3 +99,26 @@ CREATE UNLOGGED TABLE {schema}.groups (
     last_turn bigint NOT NULL,
     PRIMARY KEY (queue, group_key)
 );
+
+-- version: 5
+-- Workers: each consuming process registers itself here and heartbeats (QueueAdapter,
+-- _workers.py), so operators can see who is online and what each runs; a graceful stop
+-- deletes its row, and retention deletes rows whose heartbeat went stale (a killed process).
+-- `running` holds the job ids of the attempts running at the last heartbeat.
+CREATE TABLE {schema}.workers (
+    id           uuid        PRIMARY KEY,
+    host         text        NOT NULL,
+    pid          integer     NOT NULL,
+    version      text        NOT NULL,
+    queues       text[]      NOT NULL,
+    concurrency  integer     NOT NULL,
+    running      uuid[]      NOT NULL DEFAULT '{{}}',
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at timestamptz NOT NULL DEFAULT now()
+);
+-- Pickup latency: messages picked up per queue and minute, with the sum and the largest of
+-- their waits (claim time minus when each became runnable), counted by the claim itself, so
+-- the average and the worst wait of a minute are read from here without scanning messages.
+ALTER TABLE {schema}.stats ADD COLUMN picked_up integer NOT NULL DEFAULT 0,
+                           ADD COLUMN pickup_ms_sum float8 NOT NULL DEFAULT 0,
+                           ADD COLUMN pickup_ms_max float8 NOT NULL DEFAULT 0;
