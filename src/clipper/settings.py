@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import timedelta
+from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
@@ -233,7 +234,16 @@ class Settings(BaseSettings):
             timeouts=self.connection_timeouts(),
             pooler=self.pooler,
             listen_url=self.queue_listen_url.get_secret_value() if self.queue_listen_url else None,
+            worker_version=clipper_version(),
         )
+
+
+def clipper_version() -> str:
+    """The installed package's version (what workers report in the queue's registry)."""
+    try:
+        return metadata.version("clipper")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
 
 
 def load_settings() -> Settings:

@@ -18,6 +18,7 @@ from clipper.signals import StopSignals
 from clipper.storage import LocalStorage, source_key
 from clipper.worker.service import Worker, WorkerOptions
 from tests.api.statuses import Observed, undeclared, watching
+from tests.api.streaming import StreamingASGITransport
 from tests.moto_server import S3Bucket
 
 ApiFactory = Callable[..., Any]
@@ -64,14 +65,17 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def make_client(db_url: str, data_dir: Path) -> AsyncIterator[ApiFactory]:
-    """make_client(**settings) -> an httpx client for an app with those settings."""
+    """make_client(**settings) -> an httpx client for an app with those settings
+    (`streaming=True`: one that reads streamed responses as they come)."""
     opened: list[tuple[Any, httpx.AsyncClient]] = []
 
-    async def make(**values: Any) -> httpx.AsyncClient:
+    async def make(*, streaming: bool = False, **values: Any) -> httpx.AsyncClient:
         app = create_app(settings_for(data_dir=data_dir, **values), db_url)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
+        # streaming: responses come as the app sends them (Server-Sent Events), see streaming.py
+        transport = StreamingASGITransport(app=app) if streaming else httpx.ASGITransport(app=app)
+        client = httpx.AsyncClient(transport=transport, base_url="http://api")
         opened.append((lifespan, client))
         return client
 

@@ -98,6 +98,22 @@ async def test_each_route_declares_the_statuses_of_its_kind(client: httpx.AsyncC
     assert {"404", "410"} <= declared[("get", "/api/jobs/{job_id}")]
     assert {"403", "404", "409"} <= declared[("post", "/api/dlq/{job_id}/requeue")]
     assert {"200", "503"} <= declared[("get", "/readyz")]
+    # The console's admin routes and the live streams.
+    for route in [
+        ("get", "/api/admin/overview"),
+        ("get", "/api/admin/overview/stream"),
+        ("get", "/api/admin/workers"),
+        ("get", "/api/dlq/groups"),
+    ]:
+        assert {"200", "401", "403", "503"} <= declared[route], route
+    for action in ("pause", "resume"):
+        assert {"200", "403", "404"} <= declared[("post", f"/api/admin/queues/{{queue}}/{action}")]
+    for route in [("post", "/api/dlq/requeue"), ("post", "/api/dlq/discard")]:
+        assert {"200", "403", "415", "422"} <= declared[route], route
+    assert {"200", "403", "404"} <= declared[("post", "/api/dlq/{job_id}/discard")]
+    assert {"200", "404", "410"} <= declared[("get", "/api/jobs/{job_id}/stream")]
+    for path in ("/api/jobs/{job_id}/stream", "/api/admin/overview/stream"):
+        assert "text/event-stream" in document["paths"][path]["get"]["responses"]["200"]["content"]
 
 
 def _squashed(name: str, title: str) -> bool:

@@ -8,11 +8,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from clipper.db.models import DlqJob, Job
-from clipper.db.repositories import JobRepository
+from clipper.db.repositories import JOB_CHANGES_CHANNEL, JobRepository
 from clipper.domain.clips import ClipRequest
 from clipper.domain.jobs import SourceType
 from clipper.domain.tenancy import OPERATOR
@@ -181,6 +182,41 @@ async def test_progress_is_debounced_but_always_rises(
     percents = [event.payload["pct"] for event in events if event.type == "progress"]
     assert percents == list(range(101))  # one event per point, not one per call
     assert progress == 100
+
+
+async def test_live_streams_are_told_of_progress_in_steps_not_of_every_point(
+    db_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    queue: QueueAdapter,
+    engine: AsyncEngine,
+) -> None:
+    """Every committing NOTIFY costs the whole database a little: of 101 progress points,
+    the streams hear of one each 5 points (and of a new stage at once), and of the end."""
+
+    async def stages(job: Job, progress: Progress, context: JobContext) -> ClipResult:
+        for percent in range(101):
+            await progress(percent, "probe" if percent < 5 else "encode")
+        return ClipResult("results/x/clip.mp4")
+
+    heard: list[str] = []
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as listener:
+        await listener.execute(f"LISTEN {JOB_CHANGES_CHANNEL}")
+
+        async def listen() -> None:
+            async for notice in listener.notifies():
+                heard.append(notice.payload)
+
+        listening = asyncio.create_task(listen())
+        job = await _create(sessions, queue)
+        _consume(queue, engine, JobRunner(sessions, {"upload": stages}, KEEP))
+        await wait_for(lambda: _status_is(sessions, job.id, "done"))
+        events = await _events(sessions, job.id)
+        await wait_for(lambda: heard.count(str(job.id)) >= 23, message="the notifications")
+        listening.cancel()
+    assert events.count("progress") == 101
+    # 0, the new stage at 5, then 10 … 100 (a quiet second may add one), and the job's own
+    # events (queued, processing, done): far from one per point.
+    assert 23 <= heard.count(str(job.id)) <= 30, heard.count(str(job.id))
 
 
 async def test_a_stale_attempt_cannot_finish_a_job_another_attempt_finished(

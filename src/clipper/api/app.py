@@ -10,6 +10,8 @@ from fastapi_offline import FastAPIOffline
 
 from ..db.session import create_engine, session_factory
 from ..queue import QueueAdapter
+from ..services.admin import SharedOverview
+from ..services.live import JobChanges
 from ..services.reading import SourceReading
 from ..settings import Settings
 from ..signing import Signer, key_or_process_key
@@ -22,6 +24,7 @@ from .middleware import BodyLimit, RequestContextMiddleware
 from .openapi import install_openapi
 from .resources import Resources
 from .routes import (
+    admin,
     batches,
     direct_uploads,
     dlq,
@@ -70,6 +73,10 @@ def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None
         storage = storage_for(settings)
         # The uploads' probe reads an object in the store by range, not downloaded whole.
         reading = SourceReading(storage, by_range=settings.source_range_reads)
+        # The live streams' one LISTEN connection (or poll-only behind a transaction pooler
+        # without QUEUE_LISTEN_URL: the queue's own rule).
+        changes = JobChanges(database_url, adapter.config)
+        changes.start()
         app.state.resources = Resources(
             settings=settings,
             sessions=sessions,
@@ -78,11 +85,14 @@ def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None
             metrics=metrics,
             storage=storage,
             reading=reading,
+            overview=SharedOverview(adapter),
             signer=Signer(signing_key(settings)),
+            changes=changes,
         )
         try:
             yield
         finally:
+            await changes.stop()
             await reading.aclose()
             if own_queue:
                 await adapter.shutdown()
@@ -118,6 +128,7 @@ def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None
     # 413s above included.
     app.add_middleware(TusHeadersMiddleware)
     install_error_handlers(app)
+    app.include_router(admin.router)
     for module in (batches, jobs, uploads, direct_uploads, resumable_uploads, files, dlq):
         app.include_router(module.router)
     app.include_router(health.router, dependencies=[Depends(metrics_need_an_admin)])

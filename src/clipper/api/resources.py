@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..queue import QueueAdapter
+from ..services.admin import SharedOverview
+from ..services.live import JobChanges
 from ..services.reading import SourceReading
 from ..settings import Settings
 from ..signing import Signer
@@ -24,4 +26,8 @@ class Resources:
     metrics: ApiMetrics
     storage: Storage
     reading: SourceReading
+    # The overview the process's live admin streams share (routes/admin.py).
+    overview: SharedOverview
     signer: Signer
+    # The one LISTEN connection of the process, fanned out to the live streams.
+    changes: JobChanges

@@ -114,21 +114,18 @@ async def _requeue_batches(
 ) -> RequeueResult:
     """Every batch, each committed on its own; what they did, together."""
     from ..db.session import session_factory
-    from ..services.requeue import RequeueResult, requeue_jobs
+    from ..services.requeue import requeue_in_batches
 
     engine = command_engine(settings, url, 1)
-    total = RequeueResult([], [], {}, None)
     try:
         async with queue_adapter(settings) as adapter:
-            sessions = session_factory(engine)
             with Progress(transient=True) as progress:
                 task = progress.add_task("requeueing", total=len(set(job_ids)) if job_ids else None)
-                while True:
-                    async with sessions.begin() as session:
-                        batch = await requeue_jobs(session, adapter, job_ids, after=total.cursor)
-                    total = total.followed_by(batch)
-                    progress.advance(task, batch.handled)
-                    if total.cursor is None:
-                        return total
+                return await requeue_in_batches(
+                    session_factory(engine),
+                    adapter,
+                    job_ids,
+                    on_batch=lambda batch: progress.advance(task, batch.handled),
+                )
     finally:
         await engine.dispose()

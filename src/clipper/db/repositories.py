@@ -11,15 +11,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, tuple_, update
+from sqlalchemy import Text, cast, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from ..domain.clips import CutMode
 from ..domain.jobs import EventType, JobStatus, check, sources_of
 from ..domain.tenancy import LOCAL_TENANT
 from ..domain.uploads import UploadState
 from .models import ApiKey, DlqJob, Job, JobEvent, RateLimit, Upload
+
+# NOTIFY'd with a job's id in the transaction of every event of that job (JobRepository
+# .add_event): delivered when it commits, with the change visible, and never for a change
+# rolled back. The API's live streams listen on it (services/live.py).
+JOB_CHANGES_CHANNEL = "clipper_jobs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,18 @@ class NewJob:
     cut_mode: str = CutMode.EXACT.value
     # The output choices (domain.outputs.OutputOptions.to_json); None: all the defaults.
     output: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """What a list of jobs is narrowed to; None: no condition."""
+
+    status: str | None = None
+    priority: str | None = None
+    # The API key (tenant) that made the job.
+    tenant: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
 
 
 async def ping(session: AsyncSession) -> None:
@@ -97,17 +115,23 @@ class JobRepository:
     async def page(
         self,
         tenant: str | None,
-        status: str | None,
+        filters: JobFilter,
         after: tuple[datetime, uuid.UUID] | None,
         limit: int,
     ) -> Sequence[Job]:
-        """Newest first (of one tenant, or of all with None); `after` is the (created_at, id)
-        of the last job of the previous page."""
+        """Newest first (of one tenant, or of all with None; a filter's tenant narrows it
+        further, so another tenant's there finds nothing), matching `filters`; `after` is
+        the (created_at, id) of the last job of the previous page."""
         statement = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
-        if tenant is not None:
-            statement = statement.where(Job.tenant_id == tenant)
-        if status is not None:
-            statement = statement.where(Job.status == status)
+        conditions = [
+            Job.tenant_id == tenant if tenant is not None else None,
+            Job.tenant_id == filters.tenant if filters.tenant is not None else None,
+            Job.status == filters.status if filters.status is not None else None,
+            Job.priority == filters.priority if filters.priority is not None else None,
+            Job.created_at >= filters.created_after if filters.created_after else None,
+            Job.created_at < filters.created_before if filters.created_before else None,
+        ]
+        statement = statement.where(*(c for c in conditions if c is not None))
         if after is not None:
             statement = statement.where(tuple_(Job.created_at, Job.id) < tuple_(*after))
         return (await self._session.scalars(statement)).all()
@@ -129,6 +153,12 @@ class JobRepository:
     async def status_counts(self) -> dict[str, int]:
         rows = await self._session.execute(select(Job.status, func.count()).group_by(Job.status))
         return {status: count for status, count in rows}
+
+    async def count_with_status(self, status: JobStatus) -> int:
+        """How many jobs have `status` (an index-only count, where `status_counts` groups
+        every retained job)."""
+        statement = select(func.count()).select_from(Job).where(Job.status == status.value)
+        return int(await self._session.scalar(statement) or 0)
 
     async def dead_letter_count(self) -> int:
         return int(await self._session.scalar(select(func.count()).select_from(DlqJob)) or 0)
@@ -194,6 +224,37 @@ class JobRepository:
         statement = select(DlqJob).order_by(DlqJob.created_at.desc()).limit(limit)
         return (await self._session.scalars(statement)).all()
 
+    async def dead_letter_groups(self) -> list[tuple[DlqJob, int]]:
+        """Each error code (reason) of the dead-letter records with its newest record as a
+        sample and its count, largest group first, in one query (windows over each code:
+        its count, and its records' order, of which the first is kept)."""
+        newest_first = (DlqJob.created_at.desc(), DlqJob.job_id)
+        ranked = select(
+            DlqJob,
+            func.count().over(partition_by=DlqJob.reason).label("count"),
+            func.row_number().over(partition_by=DlqJob.reason, order_by=newest_first).label("nth"),
+        ).subquery()
+        record = aliased(DlqJob, ranked)
+        statement = (
+            select(record, ranked.c.count)
+            .where(ranked.c.nth == 1)
+            .order_by(ranked.c.count.desc(), ranked.c.reason)
+        )
+        return [(found, int(n)) for found, n in await self._session.execute(statement)]
+
+    async def discard_dead_letters(
+        self, *, job_id: uuid.UUID | None = None, reason: str | None = None
+    ) -> int:
+        """Delete dead-letter records (one job's, one reason's, or with neither every one);
+        how many. The jobs stay failed: only their place among the dead letters goes."""
+        statement = delete(DlqJob)
+        if job_id is not None:
+            statement = statement.where(DlqJob.job_id == job_id)
+        if reason is not None:
+            statement = statement.where(DlqJob.reason == reason)
+        result = await self._session.execute(statement.returning(DlqJob.job_id))
+        return len(result.all())
+
     async def lock_one(self, job_id: uuid.UUID, tenant: str | None) -> Job | None:
         """The job (of `tenant`, or any with None), freshly read and locked until this
         transaction ends."""
@@ -215,10 +276,12 @@ class JobRepository:
         )
         return (await self._session.scalars(statement)).all()
 
-    async def lock_dead_lettered(self, after: uuid.UUID | None, limit: int) -> Sequence[Job]:
-        """Up to `limit` failed jobs with a dead-letter record, in id order from after
-        `after` (a cursor, so a job that fails again meanwhile is not met twice), locked
-        until this transaction ends."""
+    async def lock_dead_lettered(
+        self, after: uuid.UUID | None, limit: int, reason: str | None = None
+    ) -> Sequence[Job]:
+        """Up to `limit` failed jobs with a dead-letter record (of `reason` when given), in
+        id order from after `after` (a cursor, so a job that fails again meanwhile is not met
+        twice), locked until this transaction ends."""
         statement = (
             select(Job)
             .join(DlqJob, DlqJob.job_id == Job.id)
@@ -230,6 +293,8 @@ class JobRepository:
         )
         if after is not None:
             statement = statement.where(Job.id > after)
+        if reason is not None:
+            statement = statement.where(DlqJob.reason == reason)
         return (await self._session.scalars(statement)).all()
 
     async def requeue(self, job: Job) -> None:
@@ -254,10 +319,29 @@ class JobRepository:
         return (await self._session.scalars(statement)).all()
 
     async def add_event(
-        self, job_id: uuid.UUID, kind: EventType, payload: dict[str, Any] | None = None
+        self,
+        job_id: uuid.UUID,
+        kind: EventType,
+        payload: dict[str, Any] | None = None,
+        *,
+        notify: bool = True,
     ) -> None:
-        self._session.add(JobEvent(job_id=job_id, type=kind.value, payload=payload or {}))
-        await self._session.flush()
+        """Record an event of the job, and NOTIFY JOB_CHANGES_CHANNEL with its id in the same
+        statement: every change of a job writes an event, so this is the one place the live
+        streams hear of changes from (progress, stage, status, new events). `notify=False`
+        for a change a stream may show late (a progress step between two notified ones): a
+        committing NOTIFY takes a database-wide lock, so every one is paid for by all."""
+        statement = insert(JobEvent).values(job_id=job_id, type=kind.value, payload=payload or {})
+        if not notify:
+            await self._session.execute(statement)
+            return
+        notifying = func.pg_notify(JOB_CHANGES_CHANNEL, cast(JobEvent.job_id, Text))
+        await self._session.execute(statement.returning(notifying))
+
+    async def last_event_id(self, job_id: uuid.UUID) -> int:
+        """The sequence number of the job's latest event (0 with none)."""
+        statement = select(func.coalesce(func.max(JobEvent.id), 0)).where(JobEvent.job_id == job_id)
+        return int(await self._session.scalar(statement) or 0)
 
     async def start_attempt(self, job_id: uuid.UUID, attempt: int) -> Job | None:
         """Claim the job for this attempt: only a queued job, or one left processing by an
@@ -280,12 +364,14 @@ class JobRepository:
         return job
 
     async def record_progress(
-        self, job_id: uuid.UUID, attempt: int, percent: int, stage: str
+        self, job_id: uuid.UUID, attempt: int, percent: int, stage: str, *, notify: bool = True
     ) -> bool:
-        """Progress of the job's current attempt; False (nothing written) for any other."""
+        """Progress of the job's current attempt; False (nothing written) for any other.
+        `notify`: see `add_event`."""
         if not await self._update_attempt(job_id, attempt, progress=percent):
             return False
-        await self.add_event(job_id, EventType.PROGRESS, {"pct": percent, "stage": stage})
+        payload = {"pct": percent, "stage": stage}
+        await self.add_event(job_id, EventType.PROGRESS, payload, notify=notify)
         return True
 
     async def _update_attempt(self, job_id: uuid.UUID, attempt: int, **values: Any) -> bool:

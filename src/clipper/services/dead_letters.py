@@ -57,3 +57,30 @@ def _view(record: DlqJob) -> DeadLetterView:
         attempts=int(record.payload.get("attempts", 0)),
         failed_at=record.created_at,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterGroup:
+    """The dead-letter records of one error code: how many, and the newest as a sample."""
+
+    code: str
+    count: int
+    sample: DeadLetterView
+
+
+async def dead_letter_groups(session: AsyncSession) -> list[DeadLetterGroup]:
+    """Every error code among the dead letters, largest group first (one query)."""
+    return [
+        DeadLetterGroup(record.reason, count, _view(record))
+        for record, count in await JobRepository(session).dead_letter_groups()
+    ]
+
+
+async def discard_dead_letters(
+    session: AsyncSession, *, job_id: uuid.UUID | None = None, code: str | None = None
+) -> int:
+    """Forget dead-letter records (one job's, one code's, or with neither all), in the
+    caller's transaction; how many. The jobs stay failed, with their error and events: an
+    operator who discards a letter has decided not to run it again, not to rewrite history.
+    """
+    return await JobRepository(session).discard_dead_letters(job_id=job_id, reason=code)

@@ -11,6 +11,9 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db.models import Job, JobEvent
+
+# JobFilter re-exported: the API names the filter it passes to list_jobs.
+from ..db.repositories import JobFilter as JobFilter
 from ..db.repositories import JobRepository, NewJob
 from ..domain.clips import ClipRequest
 from ..domain.jobs import Priority
@@ -131,12 +134,13 @@ class JobList:
 async def list_jobs(
     session: AsyncSession,
     scope: Scope,
-    status: str | None,
+    filters: JobFilter,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> JobList:
-    """Up to `limit` jobs, newest first, from after `after` (the created_at and id of the
-    previous page's last job)."""
+    """Up to `limit` of the scope's jobs matching `filters`, newest first, from after
+    `after` (the created_at and id of the previous page's last job). A filter naming another
+    tenant than a one-tenant scope's own finds nothing: the scope always holds."""
     # One more than asked: is there another page?
-    found = await JobRepository(session).page(scope.only_tenant, status, after, limit + 1)
+    found = await JobRepository(session).page(scope.only_tenant, filters, after, limit + 1)
     return JobList(found[:limit], more=len(found) > limit)

@@ -40,6 +40,11 @@ logger = logging.getLogger("clipper.worker")
 
 # Progress is written when it rose by a point, or after this long if anything changed.
 PROGRESS_INTERVAL_SECONDS = 0.5
+# ...and the live streams are told (NOTIFY) of a new stage at once, of progress only when it
+# rose this much or this long after the last they were told of: each NOTIFY costs every
+# committing transaction of the database a little (db/repositories.py, add_event).
+NOTIFY_PERCENT_STEP = 5
+NOTIFY_INTERVAL_SECONDS = 1.0
 
 T = TypeVar("T")
 
@@ -92,7 +97,8 @@ class ProgressReporter:
         self._percent = -1
         self._stage = ""
         self._reported_at = 0.0
-        self._pending: collections.deque[tuple[int, str]] = collections.deque()
+        self._notified = (-NOTIFY_PERCENT_STEP, "", 0.0)  # percent, stage, when
+        self._pending: collections.deque[tuple[int, str, bool]] = collections.deque()
         self._writer: asyncio.Task[None] | None = None
 
     async def __call__(self, percent: int, stage: str) -> None:
@@ -101,23 +107,33 @@ class ProgressReporter:
         due = time.monotonic() - self._reported_at >= PROGRESS_INTERVAL_SECONDS
         if not (percent >= self._percent + 1 or (changed and due)):
             return
-        self._percent, self._stage, self._reported_at = percent, stage, time.monotonic()
-        self._pending.append((percent, stage))
+        now = time.monotonic()
+        self._percent, self._stage, self._reported_at = percent, stage, now
+        last_percent, last_stage, last_at = self._notified
+        notify = (
+            stage != last_stage
+            or percent >= last_percent + NOTIFY_PERCENT_STEP
+            or percent == 100
+            or now - last_at >= NOTIFY_INTERVAL_SECONDS
+        )
+        if notify:
+            self._notified = (percent, stage, now)
+        self._pending.append((percent, stage, notify))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_pending())
 
     async def _write_pending(self) -> None:
         while self._pending:
-            percent, stage = self._pending.popleft()
+            percent, stage, notify = self._pending.popleft()
             try:
-                await bounded(self._write(percent, stage), self._deadline)
+                await bounded(self._write(percent, stage, notify), self._deadline)
             except Exception as exc:  # progress is a hint: the job goes on without it
                 logger.warning("progress not recorded: %s", type(exc).__name__)
 
-    async def _write(self, percent: int, stage: str) -> None:
+    async def _write(self, percent: int, stage: str, notify: bool) -> None:
         async with self._sessions.begin() as session:
             await JobRepository(session).record_progress(
-                self._job_id, self._attempt, percent, stage
+                self._job_id, self._attempt, percent, stage, notify=notify
             )
 
     async def flush(self) -> None:

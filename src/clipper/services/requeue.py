@@ -7,10 +7,10 @@ transaction: the job row (failed -> queued), its dead-letter record, and its que
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..db.models import Job
 from ..db.repositories import JobRepository
@@ -58,15 +58,17 @@ async def requeue_jobs(
     *,
     limit: int = BATCH_SIZE,
     after: uuid.UUID | None = None,
+    reason: str | None = None,
 ) -> RequeueResult:
     """Requeue one batch, in the caller's transaction (the caller commits): up to `limit` of
     the named jobs, or with `job_ids` None of every failed job with a dead-letter record, in
-    id order from after `after`. Call again with the result's cursor until it is None.
+    id order from after `after` (only those whose record has `reason` when given). Call
+    again with the result's cursor until it is None.
 
     The jobs are locked first, so of two concurrent requeues of one job one requeues it and
     the other finds it queued."""
     jobs = JobRepository(session)
-    batch = await _lock_batch(jobs, job_ids, limit, after)
+    batch = await _lock_batch(jobs, job_ids, limit, after, reason)
     requeued: list[uuid.UUID] = []
     refused: dict[uuid.UUID, str] = {}
     for job in batch.jobs:
@@ -80,15 +82,40 @@ async def requeue_jobs(
     return RequeueResult(requeued, unknown, refused, batch.cursor)
 
 
+async def requeue_in_batches(
+    sessions: async_sessionmaker[AsyncSession],
+    queue: QueueAdapter,
+    job_ids: Sequence[uuid.UUID] | None,
+    *,
+    reason: str | None = None,
+    on_batch: Callable[[RequeueResult], None] | None = None,
+) -> RequeueResult:
+    """`requeue_jobs` batch after batch, each committed on its own (so requeueing thousands
+    never holds one long transaction with thousands of locks), until none is left; what
+    they did, together."""
+    total = RequeueResult([], [], {}, None)
+    while True:
+        async with sessions.begin() as session:
+            batch = await requeue_jobs(session, queue, job_ids, after=total.cursor, reason=reason)
+        total = total.followed_by(batch)
+        if on_batch is not None:
+            on_batch(batch)
+        if total.cursor is None:
+            return total
+
+
 async def _lock_batch(
     jobs: JobRepository,
     job_ids: Sequence[uuid.UUID] | None,
     limit: int,
     after: uuid.UUID | None,
+    reason: str | None,
 ) -> _Batch:
     if job_ids is None:
-        found = await jobs.lock_dead_lettered(after, limit)
-        return _Batch(found, [], found[-1].id if len(found) == limit else None)
+        found = await jobs.lock_dead_lettered(after, limit, reason)
+        # A short batch is not the last: rows another requeue took meanwhile drop out of it
+        # (the lock re-checks them). Only an empty one says nothing is left.
+        return _Batch(found, [], found[-1].id if found else None)
     pending = sorted({job_id for job_id in job_ids if after is None or job_id > after})
     named = pending[:limit]
     return _Batch(await jobs.lock(named), named, named[-1] if len(pending) > limit else None)

@@ -6,10 +6,12 @@ import base64
 import binascii
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ...errors import (
     ConflictError,
@@ -22,16 +24,19 @@ from ...errors import (
 from ...services.cancel import cancel_job
 from ...services.jobs import (
     IdempotencyConflictError,
+    JobFilter,
     create_job,
     job_events,
     list_jobs,
     live_job,
 )
+from ...services.live import watch_job
 from ...services.quotas import check_active_jobs
 from ..clip_requests import check_uploads, check_url, to_clip_request
 from ..deps import CallerDep, ResourcesDep, get_caller, json_body
 from ..limits import count_request
 from ..openapi import CLIPS, KEYED, error_responses
+from ..resources import Resources
 from ..schemas import (
     EventRead,
     FileLink,
@@ -41,6 +46,7 @@ from ..schemas import (
     JobRead,
     ResultRead,
 )
+from ..sse import event_stream, stream_response
 from .files import media_type
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(get_caller)])
@@ -166,6 +172,46 @@ async def events(job_id: uuid.UUID, resources: ResourcesDep, caller: CallerDep) 
         return [EventRead.of(event) for event in await job_events(session, job_id, caller.scope)]
 
 
+@router.get(
+    "/{job_id}/stream",
+    response_class=EventSourceResponse,
+    responses={
+        **stream_response(
+            "`event: job` with the job as GET /api/jobs/{id} answers it: at once, then each "
+            "time it changes; `id:` is its latest event's sequence number (send it back as "
+            "Last-Event-ID to resume); `: keepalive` comments every 15 s; the stream ends "
+            "after a terminal status (done, failed, cancelled)."
+        ),
+        **error_responses(*ONE_JOB, GoneError),
+    },
+)
+async def stream(
+    job_id: uuid.UUID,
+    resources: ResourcesDep,
+    caller: CallerDep,
+    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+) -> EventSourceResponse:
+    """The job, pushed (Server-Sent Events) as it changes, from PostgreSQL LISTEN/NOTIFY:
+    see docs/api.md. 404 if unknown (or another key's), 410 once expired."""
+    async with resources.sessions() as session:
+        await live_job(session, job_id, caller.scope)  # 404 or 410 before any stream
+    return event_stream(_job_events(resources, job_id, last_event_id))
+
+
+async def _job_events(
+    resources: Resources, job_id: uuid.UUID, after: int | None
+) -> AsyncIterator[ServerSentEvent]:
+    # Subscribed here, when the stream runs (a response never sent leaves nothing behind),
+    # and before watch_job reads the job: no change from then on is missed.
+    subscription = resources.changes.subscribe(job_id)
+    try:
+        async for sequence, job in watch_job(resources.sessions, subscription, job_id, after):
+            data = JobRead.of(job).model_dump_json(by_alias=True)
+            yield ServerSentEvent(data, event="job", id=str(sequence))
+    finally:
+        subscription.close()
+
+
 @router.get("", response_model=JobPage, responses=error_responses(*KEYED, ValidationFailedError))
 async def page(
     resources: ResourcesDep,
@@ -174,16 +220,41 @@ async def page(
         Literal["queued", "processing", "done", "failed", "cancelled"] | None,
         Query(alias="status"),
     ] = None,
+    priority: Literal["fast", "normal", "bulk"] | None = None,
+    key_id: Annotated[str | None, Query(alias="keyId", title="Key id", max_length=200)] = None,
+    created_after: Annotated[
+        datetime | None, Query(alias="createdAfter", title="Created after")
+    ] = None,
+    created_before: Annotated[
+        datetime | None, Query(alias="createdBefore", title="Created before")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> JobPage:
     """The caller's jobs (an admin key's: everyone's), newest first; pass `nextCursor` back as
-    `cursor` for the next page."""
+    `cursor` for the next page (with the same filters). Filters: `status`, `priority`,
+    `keyId` (the API key that made the job: an admin key's choice of tenant; for any other
+    key only its own id finds anything), `createdAfter` (inclusive) and `createdBefore`
+    (exclusive), ISO 8601 (without an offset: UTC)."""
     after = None if cursor is None else _decode_cursor(cursor)
+    filters = JobFilter(
+        status=status_filter,
+        priority=priority,
+        tenant=key_id,
+        created_after=_utc(created_after),
+        created_before=_utc(created_before),
+    )
     async with resources.sessions() as session:
-        found = await list_jobs(session, caller.scope, status_filter, after, limit)
+        found = await list_jobs(session, caller.scope, filters, after, limit)
     items = [JobRead.of(job) for job in found.jobs]
     return JobPage(items=items, next_cursor=_encode_cursor(items[-1]) if found.more else None)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time without an offset is UTC (never the database session's time zone)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def _encode_cursor(job: JobRead) -> str:
