@@ -26,6 +26,7 @@ from .resources import Resources
 from .routes import (
     admin,
     batches,
+    console,
     direct_uploads,
     dlq,
     files,
@@ -129,7 +130,7 @@ def create_app(settings: Settings, database_url: str, queue: QueueAdapter | None
     app.add_middleware(TusHeadersMiddleware)
     install_error_handlers(app)
     app.include_router(admin.router)
-    for module in (batches, jobs, uploads, direct_uploads, resumable_uploads, files, dlq):
+    for module in (batches, jobs, uploads, direct_uploads, resumable_uploads, files, dlq, console):
         app.include_router(module.router)
     app.include_router(health.router, dependencies=[Depends(metrics_need_an_admin)])
     return app

@@ -1,0 +1,161 @@
+// Jobs for the operator: search with filters (GET /api/jobs with status, priority, keyId,
+// createdAfter, createdBefore), and one job's page: its event timeline, attempts, error,
+// and cancel or requeue.
+
+import { api, query } from "./api.js";
+import { confirmAction } from "./dialog.js";
+import { $, fill, h, say } from "./dom.js";
+
+let cursor = null;
+
+export function setupJobsSearch() {
+  $("job-filters").addEventListener("submit", (event) => {
+    event.preventDefault();
+    search(true);
+  });
+  $("jobs-more").addEventListener("click", () => search(false));
+}
+
+export function showJobsSearch() {
+  search(true);
+}
+
+function iso(id) {
+  const value = /** @type {HTMLInputElement} */ ($(id)).value;
+  return value ? new Date(value).toISOString() : null;
+}
+
+async function search(fresh) {
+  const value = (id) => /** @type {HTMLInputElement} */ ($(id)).value.trim();
+  const params = {
+    status: value("f-status"),
+    priority: value("f-priority"),
+    keyId: value("f-key"),
+    createdAfter: iso("f-after"),
+    createdBefore: iso("f-before"),
+    limit: 50,
+    cursor: fresh ? null : cursor,
+  };
+  const list = $("jobs-list");
+  try {
+    const page = await api("/api/jobs" + query(params));
+    cursor = page.nextCursor;
+    if (fresh) list.replaceChildren();
+    if (fresh && !page.items.length) {
+      fill(list, h("p", { class: "empty", text: "No jobs match." }));
+    } else {
+      if (!list.querySelector("tbody")) list.append(jobsTable());
+      list.querySelector("tbody").append(...page.items.map(jobRow));
+    }
+    $("jobs-more").hidden = !cursor;
+  } catch (error) {
+    fill(list, h("p", { class: "message", "data-kind": "error", text: error.full || String(error) }));
+  }
+}
+
+function jobsTable() {
+  const heads = ["Job", "Status", "Priority", "Range", "Attempts", "Made"];
+  return h(
+    "div",
+    { class: "scroll" },
+    h("table", {}, h("thead", {}, h("tr", {}, ...heads.map((t) => h("th", { scope: "col", text: t })))), h("tbody")),
+  );
+}
+
+function jobRow(job) {
+  return h(
+    "tr",
+    { "data-job-id": job.id },
+    h("td", {}, h("a", { href: `/console/#/admin/jobs/${job.id}`, class: "mono", text: job.id.slice(0, 8) })),
+    h("td", {}, h("span", { class: `badge ${job.status}`, text: job.status })),
+    h("td", { text: job.priority }),
+    h("td", { text: `${job.start} – ${job.end}` }),
+    h("td", { text: String(job.attempts) }),
+    h("td", { text: new Date(job.createdAt).toLocaleString() }),
+  );
+}
+
+/** One job's page. */
+export async function showJobPage(id) {
+  const box = $("tab-job");
+  fill(box, h("p", { class: "hint", text: "Loading…" }));
+  try {
+    const [job, events] = await Promise.all([api(`/api/jobs/${id}`), api(`/api/jobs/${id}/events`)]);
+    const actions = h("div", { class: "row" },
+      h("button", { type: "button", text: "Refresh", onclick: () => showJobPage(id) }),
+    );
+    const message = h("p", { class: "message", role: "alert", hidden: true });
+    if (job.status === "queued" || job.status === "processing") {
+      actions.append(h("button", { type: "button", class: "danger", text: "Cancel the job", onclick: () => act(id, "cancel", message) }));
+    }
+    if (job.status === "failed") {
+      actions.append(h("button", { type: "button", class: "primary", text: "Requeue the job", onclick: () => act(id, "requeue", message) }));
+    }
+    fill(
+      box,
+      h("h2", {}, "Job ", h("span", { class: "mono", text: job.id })),
+      h(
+        "dl",
+        { class: "facts" },
+        ...fact("Status", h("span", { class: `badge ${job.status}`, "data-status": job.status, text: job.status })),
+        ...fact("Priority", job.priority),
+        ...fact("Progress", `${job.progress}%`),
+        ...fact("Attempts", String(job.attempts)),
+        ...fact("Source", job.sourceType === "upload" ? job.uploadKey : job.youtubeUrl),
+        ...fact("Range", `${job.start} – ${job.end}`),
+        ...fact("Made", new Date(job.createdAt).toLocaleString()),
+        ...(job.error ? fact("Error", `${job.error.code}: ${job.error.message}`) : []),
+      ),
+      actions,
+      message,
+      h("h3", { text: "Events" }),
+      h("ol", { class: "events" }, ...collapse(events).map(eventItem)),
+    );
+  } catch (error) {
+    fill(box, h("p", { class: "message", "data-kind": "error", text: error.full || String(error) }));
+  }
+}
+
+function fact(label, value) {
+  return [h("dt", { text: label }), h("dd", {}, value ?? "—")];
+}
+
+/** Progress comes a percent at a time: one line per stage run, from its first to its last. */
+function collapse(events) {
+  const out = [];
+  for (const event of events) {
+    const last = out.at(-1);
+    if (event.type === "progress" && last?.type === "progress" && last.payload.stage === event.payload.stage) {
+      out[out.length - 1] = { ...event, payload: { ...event.payload, pct: `${last.payload.pct.toString().split("–")[0]}–${event.payload.pct}` } };
+    } else {
+      out.push(event);
+    }
+  }
+  return out;
+}
+
+function eventItem(event) {
+  const details = Object.entries(event.payload || {})
+    .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`)
+    .join(", ");
+  return h(
+    "li",
+    { "data-type": event.type },
+    h("time", { datetime: event.createdAt, text: new Date(event.createdAt).toLocaleTimeString() }),
+    " ",
+    h("strong", { text: event.type }),
+    details ? h("span", { class: "hint", text: ` ${details}` }) : null,
+  );
+}
+
+async function act(id, what, message) {
+  const question = what === "cancel" ? "Cancel this job? It stops and ends cancelled." : "Requeue this job? It runs again with fresh attempts.";
+  if (!(await confirmAction(question, what === "cancel" ? "Cancel the job" : "Requeue", what === "cancel"))) return;
+  try {
+    const path = what === "cancel" ? `/api/jobs/${id}/cancel` : `/api/dlq/${id}/requeue`;
+    await api(path, { method: "POST" });
+    await showJobPage(id);
+  } catch (error) {
+    say(message, error.full || String(error), "error");
+  }
+}
