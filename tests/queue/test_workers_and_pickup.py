@@ -48,6 +48,32 @@ async def test_a_consumer_registers_with_its_running_job_and_deregisters_on_stop
     assert await harness._sql("SELECT count(*) FROM {schema}.workers") == [(0,)]
 
 
+async def test_the_row_shows_what_runs_now_long_before_the_next_heartbeat(
+    harness: Harness,
+) -> None:
+    """An attempt's start and end are written within a second (MIN_BEAT_GAP_SECONDS), not at
+    the next heartbeat: with a 60 s visibility that is 20 s away."""
+    adapter = await harness.adapter(visibility_seconds=60.0)
+    reader = await harness.adapter()
+    release = asyncio.Event()
+
+    async def handle(message: ReceivedMessage, context: JobContext) -> None:
+        await release.wait()
+
+    job = uuid.uuid4()
+    adapter.consume(handle)
+
+    async def running(expected: tuple[uuid.UUID, ...]) -> bool:
+        workers = await reader.workers()
+        return len(workers) == 1 and workers[0].running == expected
+
+    await wait_for(lambda: running(()), timeout=5, message="the idle worker")
+    await adapter.publish(QueueMessage(job))
+    await wait_for(lambda: running((job,)), timeout=5, message="the job shown running")
+    release.set()
+    await wait_for(lambda: running(()), timeout=5, message="the job gone from the row")
+
+
 async def test_a_stale_worker_is_not_listed_and_retention_sweeps_it(harness: Harness) -> None:
     adapter = await harness.adapter()
 

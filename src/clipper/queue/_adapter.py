@@ -277,6 +277,7 @@ class QueueAdapter:
                 settle=SettleOptions(dead_letter_queue, on_dead_letter, on_retry, transaction),
                 on_error=self._on_error,
                 group_concurrency=group_concurrency,
+                on_running_changed=self.registry.changed,
             ),
         )
         self._before_first_consumer()

@@ -80,6 +80,8 @@ class ConsumerOptions:
     on_error: ErrorHook | None = None
     # At most this many active messages per group, across every consumer of the database.
     group_concurrency: int | None = None
+    # Called when an attempt starts or ends (the workers registry shows what runs now).
+    on_running_changed: Callable[[], None] | None = None
 
 
 class Consumer:
@@ -130,6 +132,10 @@ class Consumer:
     @property
     def concurrency(self) -> int:
         return self._options.concurrency
+
+    def _running_changed(self) -> None:
+        if self._options.on_running_changed is not None:
+            self._options.on_running_changed()
 
     def running_jobs(self) -> list[uuid.UUID]:
         """The job ids of the attempts this consumer runs now (for the workers registry)."""
@@ -252,6 +258,7 @@ class Consumer:
             self._config.visibility_seconds,
         )
         self._running[message.claim.message_id] = attempt
+        self._running_changed()
         attempt.task = asyncio.create_task(self._run(attempt))
         self._attempt_tasks.add(attempt.task)
         attempt.task.add_done_callback(self._attempt_tasks.discard)
@@ -267,6 +274,7 @@ class Consumer:
             failure = exc
         finally:
             del self._running[message.claim.message_id]
+            self._running_changed()
             self._signal.set()
         elapsed = asyncio.get_running_loop().time() - started
         outcome = "completed" if failure is None else "failed"

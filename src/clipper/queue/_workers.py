@@ -23,6 +23,10 @@ from ._store import PostgresStore
 
 ErrorReport = Callable[[BaseException, str], None]
 
+# A change (an attempt started or ended) is shown at once, but beats come at most this often:
+# a busy worker starting dozens of attempts a second writes its row once a second.
+MIN_BEAT_GAP_SECONDS = 1.0
+
 
 class WorkerRegistry:
     def __init__(
@@ -41,8 +45,9 @@ class WorkerRegistry:
         self._task: asyncio.Task[None] | None = None
 
     def changed(self) -> None:
-        """A consumer started: beat now (so the row names its queue at once), and start the
-        heartbeat on the first one."""
+        """A consumer started, or an attempt started or ended: beat soon (within
+        MIN_BEAT_GAP_SECONDS, so the row names what runs now), and start the heartbeat on
+        the first call."""
         self._changed.set()
         if self._task is None:
             self._task = asyncio.create_task(self._beat_forever(), name="queue-worker-registry")
@@ -60,8 +65,10 @@ class WorkerRegistry:
         )
 
     async def _beat_forever(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             self._changed.clear()
+            beaten = loop.time()
             try:
                 await self.beat()
             except Exception as exc:
@@ -70,6 +77,7 @@ class WorkerRegistry:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._config.heartbeat_seconds):
                     await self._changed.wait()
+            await asyncio.sleep(max(0.0, beaten + MIN_BEAT_GAP_SECONDS - loop.time()))
 
     async def stop(self) -> None:
         """Stop beating and deregister (after the consumers stopped). When the database does
