@@ -7,16 +7,15 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Self
 
 from fastapi import APIRouter, Depends
+from pydantic import ConfigDict
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ...errors import NotFoundError
-from ...queue import PriorityDepth, QueueStats, WorkerInfo
 from ...services.admin import (
     OVERVIEW_MIN_GAP_SECONDS,
-    Overview,
-    QueueOverview,
     overview,
     set_paused,
     workers,
@@ -36,20 +35,24 @@ router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[Depends(ge
 OVERVIEW_EVERY_SECONDS = 5.0
 
 
-class PriorityRead(Wire):
+class _FromRecord(Wire):
+    """Read from the services' records (frozen dataclasses) by their attribute names."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    @classmethod
+    def of(cls, record: object) -> Self:
+        return cls.model_validate(record)
+
+
+class PriorityRead(_FromRecord):
     priority: int
     ready: int
     scheduled: int
     active: int
 
-    @classmethod
-    def of(cls, row: PriorityDepth) -> PriorityRead:
-        return cls(
-            priority=row.priority, ready=row.ready, scheduled=row.scheduled, active=row.active
-        )
 
-
-class QueueRead(Wire):
+class QueueRead(_FromRecord):
     queue: str
     paused: bool
     ready: int
@@ -60,22 +63,8 @@ class QueueRead(Wire):
     oldest_waiting_seconds: float
     priorities: list[PriorityRead]
 
-    @classmethod
-    def of(cls, row: QueueOverview) -> QueueRead:
-        return cls(
-            queue=row.queue,
-            paused=row.paused,
-            ready=row.ready,
-            scheduled=row.scheduled,
-            active=row.active,
-            failed=row.failed,
-            dead_lettered=row.dead_lettered,
-            oldest_waiting_seconds=row.oldest_waiting_seconds,
-            priorities=[PriorityRead.of(p) for p in row.priorities],
-        )
 
-
-class MinuteRead(Wire):
+class MinuteRead(_FromRecord):
     minute: datetime
     queue: str
     completed: int
@@ -87,61 +76,25 @@ class MinuteRead(Wire):
     pickup_avg_ms: float
     pickup_max_ms: float
 
-    @classmethod
-    def of(cls, row: QueueStats) -> MinuteRead:
-        return cls(
-            minute=row.minute,
-            queue=row.queue,
-            completed=row.completed,
-            failed=row.failed,
-            retried=row.retried,
-            dead_lettered=row.dead_lettered,
-            cancelled=row.cancelled,
-            picked_up=row.picked_up,
-            pickup_avg_ms=row.pickup_avg_ms,
-            pickup_max_ms=row.pickup_max_ms,
-        )
 
-
-class OverviewRead(Wire):
+class OverviewRead(_FromRecord):
     queues: list[QueueRead]
     # The last 60 minutes from the queue's stats table, oldest first; a minute without
     # any work has no entry.
     minutes: list[MinuteRead]
 
-    @classmethod
-    def of(cls, found: Overview) -> OverviewRead:
-        return cls(
-            queues=[QueueRead.of(q) for q in found.queues],
-            minutes=[MinuteRead.of(m) for m in found.minutes],
-        )
 
-
-class WorkerRead(Wire):
+class WorkerRead(_FromRecord):
     id: uuid.UUID
     host: str
     pid: int
     version: str
     queues: list[str]
     concurrency: int
-    # The job ids it ran at its last heartbeat.
+    # The job ids it runs (written within a second of an attempt starting or ending).
     running: list[uuid.UUID]
     started_at: datetime
     heartbeat_at: datetime
-
-    @classmethod
-    def of(cls, worker: WorkerInfo) -> WorkerRead:
-        return cls(
-            id=worker.id,
-            host=worker.host,
-            pid=worker.pid,
-            version=worker.version,
-            queues=list(worker.queues),
-            concurrency=worker.concurrency,
-            running=list(worker.running),
-            started_at=worker.started_at,
-            heartbeat_at=worker.heartbeat_at,
-        )
 
 
 class QueueState(Wire):
