@@ -501,7 +501,8 @@ class PostgresStore:
         running: Sequence[uuid.UUID],
     ) -> None:
         """Register the worker, or heartbeat it (its queues and running jobs brought up to
-        date); on the lease lane, beside the leases' own heartbeats."""
+        date). From the pool, never the lease lane: a beat hung on a dead connection must
+        not hold up the leases' heartbeat, which must notice the loss in time."""
         params = {
             "id": worker_id,
             "host": host,
@@ -511,7 +512,7 @@ class PostgresStore:
             "concurrency": concurrency,
             "running": list(running),
         }
-        await self._execute("register_worker", params, self._lease_lane)
+        await self._execute("register_worker", params)
 
     async def deregister_worker(self, worker_id: uuid.UUID) -> None:
         await self._execute("deregister_worker", {"id": worker_id})

@@ -70,7 +70,9 @@ class WorkerRegistry:
             self._changed.clear()
             beaten = loop.time()
             try:
-                await self.beat()
+                # Within a heartbeat: a connection that hangs costs one beat, not all later.
+                async with asyncio.timeout(self._config.heartbeat_seconds):
+                    await self.beat()
             except Exception as exc:
                 # The next beat tries again; a row missing meanwhile is registered again.
                 self._report(exc, "worker heartbeat")
