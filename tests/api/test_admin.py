@@ -4,6 +4,7 @@ dead letters grouped, requeued and discarded by code or all, and the jobs list's
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -140,6 +141,7 @@ async def test_the_admin_routes_need_an_admin_key(make_client: ApiFactory, db_ur
         ("POST", "/api/admin/queues/clips/pause"),
         ("GET", "/api/dlq/groups"),
         ("POST", "/api/dlq/discard"),
+        ("GET", f"/api/dlq/{uuid.uuid4()}"),
     ]:
         assert (await client.request(method, path)).status_code == 401, path
         forbidden = await client.request(method, path, headers={"X-API-Key": user})
@@ -203,6 +205,52 @@ async def test_discard_dead_letters_one_by_code_and_all(
     assert (await client.get("/api/dlq")).json() == []
 
 
+async def test_one_dead_letter_with_its_error_and_traceback(
+    client: httpx.AsyncClient, db_url: str
+) -> None:
+    [failed, running] = await _jobs(client, 2)
+    _dead_letter(db_url, failed, "SUBTITLE_FONTS_MISSING", "no fonts")
+    error = {
+        "type": "SubtitleFontsMissingError",
+        "message": "no fonts",
+        "code": "SUBTITLE_FONTS_MISSING",
+        "traceback": "Traceback (most recent call last):\n  ...\nSubtitleFontsMissingError",
+    }
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "UPDATE dlq_jobs SET payload = %s WHERE job_id = %s",
+            (psycopg.types.json.Jsonb({"attempts": 3, "error": error}), failed),
+        )
+    response = await client.get(f"/api/dlq/{failed}")
+    assert response.status_code == 200, response.text
+    letter = response.json()
+    assert set(letter) == {"jobId", "reason", "attempts", "error", "createdAt"}
+    assert (letter["jobId"], letter["reason"], letter["attempts"]) == (
+        failed,
+        "SUBTITLE_FONTS_MISSING",
+        3,
+    )
+    assert letter["error"] == error
+    # Without a dead letter (running, unknown, or discarded): 404.
+    for job_id in (running, str(uuid.uuid4())):
+        missing = await client.get(f"/api/dlq/{job_id}")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "NOT_FOUND"
+    await client.post(f"/api/dlq/{failed}/discard")
+    assert (await client.get(f"/api/dlq/{failed}")).status_code == 404
+    assert (await client.get("/api/dlq/not-a-job")).status_code == 422
+
+
+async def test_a_dead_letter_without_a_code_of_its_own_reports_the_jobs(
+    client: httpx.AsyncClient, db_url: str
+) -> None:
+    [failed] = await _jobs(client, 1)
+    _dead_letter(db_url, failed, "BOOM", "it broke")
+    letter = (await client.get(f"/api/dlq/{failed}")).json()
+    assert letter["error"] == {"type": "", "code": "BOOM", "message": "it broke", "traceback": ""}
+    assert letter["attempts"] == 0
+
+
 async def test_the_jobs_list_filters(client: httpx.AsyncClient, db_url: str) -> None:
     fast = await _jobs(client, 2, priority="fast")
     [bulk] = await _jobs(client, 1, priority="bulk")
@@ -217,6 +265,10 @@ async def test_the_jobs_list_filters(client: httpx.AsyncClient, db_url: str) -> 
     assert await ids(status="failed") == [bulk]
     assert await ids(status="queued", priority="bulk") == []
     assert await ids(keyId="local") == [bulk, *fast[::-1]]
+    # With keys off every job is the local tenant's, and says so.
+    listed = (await client.get("/api/jobs")).json()["items"]
+    assert {job["keyId"] for job in listed} == {"local"}
+    assert (await client.get(f"/api/jobs/{bulk}")).json()["keyId"] == "local"
     assert await ids(keyId="someone-else") == []
     later = datetime.now(UTC) + timedelta(minutes=5)
     assert await ids(createdAfter=later.isoformat()) == []
@@ -250,3 +302,11 @@ async def test_a_client_key_sees_only_its_own_jobs_whatever_key_id_says(
     assert await ids(mine, keyId=key_id(mine)) == [made[mine].json()["id"]]
     assert await ids(mine) == [made[mine].json()["id"]]
     assert await ids(admin, keyId=key_id(theirs)) == [made[theirs].json()["id"]]
+
+    async def owners(token: str) -> set[str]:
+        response = await client.get("/api/jobs", headers={"X-API-Key": token})
+        return {job["keyId"] for job in response.json()["items"]}
+
+    # Whose each job is: an admin sees every key's; a client key only its own id.
+    assert await owners(admin) >= {key_id(mine), key_id(theirs)}
+    assert await owners(mine) == {key_id(mine)}

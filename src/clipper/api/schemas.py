@@ -274,6 +274,12 @@ class JobRead(Wire):
     subtitles_key: str | None
     # The batch (POST /api/jobs/batch) it came in, if any.
     batch_id: uuid.UUID | None = None
+    # Shown to every caller: a client key only ever reads its own jobs, so it learns no
+    # other tenant's id; an admin key sees whose each job is (GET /api/jobs?keyId=).
+    key_id: str = Field(
+        description="The id of the API key that made the job (its tenant): the `<id>` of a "
+        "`ck_<id>_<secret>` key; `local` with API keys off."
+    )
     cut: str = "exact"
     # Where in the source the clip starts, once done: a fast cut's keyframe, at or before start.
     actual_start: str | None = None
@@ -303,6 +309,7 @@ class JobRead(Wire):
             subtitle_lang=job.subtitle_lang,
             subtitles_key=job.subtitles_upload_key,
             batch_id=job.batch_id,
+            key_id=job.tenant_id,
             cut=job.cut_mode,
             actual_start=None
             if job.actual_start_ms is None

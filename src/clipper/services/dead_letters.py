@@ -44,6 +44,43 @@ async def list_dead_letters(session: AsyncSession, limit: int) -> Sequence[DlqJo
     return await JobRepository(session).dead_letters(limit)
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetterDetail:
+    """One job's dead-letter record in full, for its page: the last error with its
+    traceback, which the job itself does not keep (only its code and message)."""
+
+    job_id: uuid.UUID
+    reason: str
+    attempts: int
+    error_type: str
+    error_code: str
+    message: str
+    traceback: str
+    failed_at: datetime
+
+
+async def dead_letter_of(session: AsyncSession, job_id: uuid.UUID) -> DeadLetterDetail | None:
+    """The job's dead-letter record, or None when it has none (never dead-lettered,
+    requeued since, or discarded)."""
+    record = await session.get(DlqJob, job_id)
+    if record is None:
+        return None
+    error = record.payload.get("error") or {}
+    code = error.get("code")
+    return DeadLetterDetail(
+        job_id=record.job_id,
+        reason=record.reason,
+        attempts=int(record.payload.get("attempts", 0)),
+        error_type=str(error.get("type", "")),
+        # An exception without a code of its own failed the job with the reason's code
+        # (PROCESSING_FAILED): the code the job reports either way.
+        error_code=record.reason if code is None else str(code),
+        message=str(error.get("message", "")),
+        traceback=str(error.get("traceback", "")),
+        failed_at=record.created_at,
+    )
+
+
 async def dead_letter_views(session: AsyncSession, limit: int) -> list[DeadLetterView]:
     return [_view(record) for record in await list_dead_letters(session, limit)]
 

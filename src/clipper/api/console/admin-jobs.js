@@ -1,6 +1,6 @@
 // Jobs for the operator: search with filters (GET /api/jobs with status, priority, keyId,
-// createdAfter, createdBefore), and one job's page: its event timeline, attempts, error,
-// and cancel or requeue.
+// createdAfter, createdBefore), and one job's page: its event timeline (retried attempts
+// with their errors), attempts, error and, for a dead letter, its trace; cancel or requeue.
 
 import { api, query } from "./api.js";
 import { confirmAction } from "./dialog.js";
@@ -54,7 +54,7 @@ async function search(fresh) {
 }
 
 function jobsTable() {
-  const heads = ["Job", "Status", "Priority", "Range", "Attempts", "Made"];
+  const heads = ["Job", "Key", "Status", "Priority", "Range", "Attempts", "Made"];
   return h(
     "div",
     { class: "scroll" },
@@ -67,11 +67,44 @@ function jobRow(job) {
     "tr",
     { "data-job-id": job.id },
     h("td", {}, h("a", { href: `/console/#/admin/jobs/${job.id}`, class: "mono", text: job.id.slice(0, 8) })),
+    h("td", { class: "mono", "data-key-id": job.keyId, text: keyLabel(job.keyId) }),
     h("td", {}, h("span", { class: `badge ${job.status}`, text: job.status })),
     h("td", { text: job.priority }),
     h("td", { text: `${job.start} – ${job.end}` }),
     h("td", { text: String(job.attempts) }),
     h("td", { text: new Date(job.createdAt).toLocaleString() }),
+  );
+}
+
+/** Whose job it is: an API key's id, or the one tenant of a server with keys off. */
+function keyLabel(keyId) {
+  if (!keyId) return "—"; // a server from before keyId
+  return keyId === "local" ? "local (no key)" : keyId;
+}
+
+/** A failed job's dead-letter record, or null when it has none (failed without a retry, or
+ * discarded) or the server has no such route. */
+async function deadLetterOf(id) {
+  try {
+    return await api(`/api/dlq/${id}`);
+  } catch (error) {
+    if (error.missing) return null;
+    throw error;
+  }
+}
+
+/** The dead letter's last error: its code and message, and the traceback folded away. */
+function traceOf(letter) {
+  const error = letter.error;
+  return h(
+    "section",
+    { id: "job-trace", "data-code": error.code },
+    h("h3", { text: "Last error" }),
+    h("p", {}, h("span", { class: "mono", text: error.code }), `: ${error.message}`),
+    h("p", { class: "hint", text: `Dead-lettered after ${letter.attempts} attempt${letter.attempts === 1 ? "" : "s"}${error.type ? ` (${error.type})` : ""}.` }),
+    error.traceback
+      ? h("details", { class: "trace" }, h("summary", { text: "Traceback" }), h("pre", { text: error.traceback }))
+      : h("p", { class: "hint", text: "No traceback was kept." }),
   );
 }
 
@@ -81,6 +114,11 @@ export async function showJobPage(id) {
   fill(box, h("p", { class: "hint", text: "Loading…" }));
   try {
     const [job, events] = await Promise.all([api(`/api/jobs/${id}`), api(`/api/jobs/${id}/events`)]);
+    // Only a job that was dead-lettered (a `dlq` event) has a record: asking for any other
+    // (one failed for its request's fault, never retried) would be a 404, a console error.
+    const letter = job.status === "failed" && events.some((event) => event.type === "dlq")
+      ? await deadLetterOf(id)
+      : null;
     const actions = h("div", { class: "row" },
       h("button", { type: "button", text: "Refresh", onclick: () => showJobPage(id) }),
     );
@@ -100,6 +138,7 @@ export async function showJobPage(id) {
         ...fact("Status", h("span", { class: `badge ${job.status}`, "data-status": job.status, text: job.status })),
         ...fact("Priority", job.priority),
         ...fact("Progress", `${job.progress}%`),
+        ...fact("Key", h("span", { class: "mono", "data-key-id": job.keyId, text: keyLabel(job.keyId) })),
         ...fact("Attempts", String(job.attempts)),
         ...fact("Source", job.sourceType === "upload" ? job.uploadKey : job.youtubeUrl),
         ...fact("Range", `${job.start} – ${job.end}`),
@@ -108,6 +147,7 @@ export async function showJobPage(id) {
       ),
       actions,
       message,
+      letter ? traceOf(letter) : null,
       h("h3", { text: "Events" }),
       h("ol", { class: "events" }, ...collapse(events).map(eventItem)),
     );
@@ -135,6 +175,7 @@ function collapse(events) {
 }
 
 function eventItem(event) {
+  if (event.type === "retry") return retryItem(event);
   const details = Object.entries(event.payload || {})
     .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`)
     .join(", ");
@@ -145,6 +186,20 @@ function eventItem(event) {
     " ",
     h("strong", { text: event.type }),
     details ? h("span", { class: "hint", text: ` ${details}` }) : null,
+  );
+}
+
+/** A failed attempt that runs again: which one, its error, and when the next one starts. */
+function retryItem(event) {
+  const { attempt, error, next_run_at: next } = event.payload || {};
+  return h(
+    "li",
+    { "data-type": "retry", class: "retry" },
+    h("time", { datetime: event.createdAt, text: new Date(event.createdAt).toLocaleTimeString() }),
+    " ",
+    h("strong", { text: `attempt ${attempt ?? "?"} failed` }),
+    h("span", { class: "hint", text: next ? ` retried at ${new Date(next).toLocaleTimeString()}` : "" }),
+    error ? h("pre", { class: "retry-error", text: String(error) }) : null,
   );
 }
 

@@ -81,8 +81,14 @@ function setupKeyDialog() {
   $("key-button").addEventListener("click", () => askForKey(false));
 }
 
+/** While the server is not ready, look again every few seconds: the banner follows what is
+ * wrong (a check can recover or fail later than another) and goes once all is well. */
+let readinessTimer = 0;
+const READINESS_RECHECK_MS = 3000;
+
 async function showReadiness() {
   const banner = $("banner");
+  clearTimeout(readinessTimer);
   try {
     const response = await fetch("/readyz", { cache: "no-store" });
     const body = await response.json();
@@ -98,6 +104,7 @@ async function showReadiness() {
     banner.textContent = "The server cannot be reached.";
   }
   banner.hidden = false;
+  readinessTimer = setTimeout(showReadiness, READINESS_RECHECK_MS);
 }
 
 async function start() {

@@ -19,8 +19,10 @@ from ...errors import (
     ValidationFailedError,
 )
 from ...services.dead_letters import (
+    DeadLetterDetail,
     DeadLetterGroup,
     dead_letter_groups,
+    dead_letter_of,
     discard_dead_letters,
     list_dead_letters,
 )
@@ -58,6 +60,40 @@ class DeadLetterGroupRead(Wire):
             sample=DeadLetterSample(
                 job_id=sample.job_id, message=sample.message, created_at=sample.failed_at
             ),
+        )
+
+
+class DeadLetterError(Wire):
+    # The exception's type, and its traceback's tail (the last few kB) as the worker saw it.
+    type: str
+    code: str
+    message: str
+    traceback: str
+
+
+class DeadLetterDetailRead(Wire):
+    """One job's dead-letter record: why (the error code), after how many attempts, and the
+    last error with its traceback."""
+
+    job_id: uuid.UUID
+    reason: str
+    attempts: int
+    error: DeadLetterError
+    created_at: datetime
+
+    @classmethod
+    def of(cls, letter: DeadLetterDetail) -> DeadLetterDetailRead:
+        return cls(
+            job_id=letter.job_id,
+            reason=letter.reason,
+            attempts=letter.attempts,
+            error=DeadLetterError(
+                type=letter.error_type,
+                code=letter.error_code,
+                message=letter.message,
+                traceback=letter.traceback,
+            ),
+            created_at=letter.failed_at,
         )
 
 
@@ -162,3 +198,19 @@ async def discard_many(body: DeadLetterSelection, resources: ResourcesDep) -> Di
         discarded = await discard_dead_letters(session, code=body.code)
     resources.changes.wake(None)
     return Discarded(discarded=discarded)
+
+
+# After /groups: a path segment that is not a job id must not be taken for one here.
+@router.get(
+    "/{job_id}",
+    response_model=DeadLetterDetailRead,
+    responses=error_responses(*ADMIN, NotFoundError),
+)
+async def dead_letter(job_id: uuid.UUID, resources: ResourcesDep) -> DeadLetterDetailRead:
+    """One job's dead-letter record: the reason, attempts and last error with its traceback
+    (404 when the job has none: never dead-lettered, requeued or discarded since)."""
+    async with resources.sessions() as session:
+        letter = await dead_letter_of(session, job_id)
+    if letter is None:
+        raise NotFoundError("this job has no dead letter")
+    return DeadLetterDetailRead.of(letter)
