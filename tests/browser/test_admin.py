@@ -102,9 +102,8 @@ def dead_letter_for_lack_of_fonts(client: httpx.Client, video: Path) -> str:
 def test_a_running_job_shows_in_the_overview(
     start_server: StartServer, make_console: MakeConsole, db_url: str, long_talk: Path
 ) -> None:
-    # A worker's row names the jobs it runs as of its last heartbeat: a third of the lease
-    # (QUEUE_VISIBILITY_SEC) apart, 30 s by default; 5 s here, so the job shows in time.
-    server = start_server(ENABLE_API_KEYS="true", QUEUE_VISIBILITY_SEC="15")
+    # A worker's row names the jobs it runs within a second of their start.
+    server = start_server(ENABLE_API_KEYS="true")
     token = asyncio.run(create_key(db_url, admin=True))
     console = make_console(server)
     console.allow(UNAUTHORIZED)
@@ -152,16 +151,7 @@ def test_a_dead_letter_is_requeued_from_the_page(
     server = start_server(ENABLE_API_KEYS="true", SUBTITLE_FONTS_DIR=str(fonts))
     token = asyncio.run(create_key(db_url, admin=True))
     with api(server, token) as client:
-        # No fonts to burn subtitles with: the setup's fault, dead-lettered at once.
-        job_id = submit(
-            client,
-            subtitled,
-            start="00:00:00.500",
-            end="00:00:02.500",
-            withSubtitles=True,
-            burnSubtitles=True,
-        )
-        wait_until(lambda: status_of(client, job_id) == "failed", message="dead-lettered")
+        job_id = dead_letter_for_lack_of_fonts(client, subtitled)
         console = make_console(server)
         console.allow(UNAUTHORIZED)
         console.open("/console/#/admin/dlq")
