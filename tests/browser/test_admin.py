@@ -99,6 +99,17 @@ def dead_letter_for_lack_of_fonts(client: httpx.Client, video: Path) -> str:
     return job_id
 
 
+def server_without_fonts(
+    start_server: StartServer, db_url: str, tmp_path: Path
+) -> tuple[Server, str, Path]:
+    """A server with keys on whose SUBTITLE_FONTS_DIR is empty (a font copied there later is
+    the fix), an admin key for it, and that folder."""
+    fonts = tmp_path / "fonts"
+    fonts.mkdir()
+    server = start_server(ENABLE_API_KEYS="true", SUBTITLE_FONTS_DIR=str(fonts))
+    return server, asyncio.run(create_key(db_url, admin=True)), fonts
+
+
 def test_a_running_job_shows_in_the_overview(
     start_server: StartServer, make_console: MakeConsole, db_url: str, long_talk: Path
 ) -> None:
@@ -146,10 +157,7 @@ def test_a_dead_letter_is_requeued_from_the_page(
     subtitled: Path,
     tmp_path: Path,
 ) -> None:
-    fonts = tmp_path / "fonts"
-    fonts.mkdir()
-    server = start_server(ENABLE_API_KEYS="true", SUBTITLE_FONTS_DIR=str(fonts))
-    token = asyncio.run(create_key(db_url, admin=True))
+    server, token, fonts = server_without_fonts(start_server, db_url, tmp_path)
     with api(server, token) as client:
         job_id = dead_letter_for_lack_of_fonts(client, subtitled)
         console = make_console(server)
@@ -212,10 +220,7 @@ def test_a_dead_letters_page_shows_its_trace_then_it_is_discarded(
     subtitled: Path,
     tmp_path: Path,
 ) -> None:
-    fonts = tmp_path / "fonts"
-    fonts.mkdir()
-    server = start_server(ENABLE_API_KEYS="true", SUBTITLE_FONTS_DIR=str(fonts))
-    token = asyncio.run(create_key(db_url, admin=True))
+    server, token, _ = server_without_fonts(start_server, db_url, tmp_path)
     with api(server, token) as client:
         job_id = dead_letter_for_lack_of_fonts(client, subtitled)
         console = make_console(server)
