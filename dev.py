@@ -35,7 +35,7 @@ def ensure_environment() -> None:
     print("installing Clipper and its dependencies into .venv ...", flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[dev,embedded]"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[dev,embedded,asr]"], check=True)
     STAMP.write_text(wanted)
 
 

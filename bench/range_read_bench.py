@@ -38,6 +38,7 @@ from clipper.media.probe import probe
 from clipper.queue import JobContext
 from clipper.services.clipping import ClipProcessor, UploadedSource
 from clipper.services.reading import SourceReading
+from clipper.services.subtitling import SpeechModel, SpeechModelSpec
 from clipper.storage import new_upload_key, source_key
 from clipper.storage_s3 import S3Storage
 from tests.media_files import make_video
@@ -121,6 +122,7 @@ async def clip_once(
         ffmpeg_timeout_seconds=3600,
         max_source_ms=24 * 3_600_000,
         subtitle_fonts_dir=Path("/usr/share/fonts"),
+        speech=SpeechModel(SpeechModelSpec()),
         scratch_stale_after_seconds=3600,
     )
     job = Job(

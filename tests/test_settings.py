@@ -4,6 +4,7 @@ and never a secret in an error."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None
         "DB_STATEMENT_TIMEOUT_SEC",
         "DB_LOCK_TIMEOUT_SEC",
         "DB_IDLE_IN_TRANSACTION_TIMEOUT_SEC",
+        "ASR_MODEL",
+        "ASR_DEVICE",
+        "ASR_COMPUTE_TYPE",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(str(tmp_path))  # no stray .env file
@@ -68,6 +72,11 @@ def test_the_removed_memory_provider_is_refused_in_one_line(
         ("QUEUE_PROVIDER", "rabbit"),
         ("QUEUE_SCHEMA", "Drop Table"),
         ("RETENTION_HOURS", "forever"),
+        ("ASR_MODEL", "/nonexistent/whisper-model"),
+        ("ASR_MODEL", "./no-such-model"),
+        ("ASR_MODEL", ""),
+        ("ASR_DEVICE", "tpu"),
+        ("ASR_COMPUTE_TYPE", "bogus"),
     ],
 )
 def test_a_bad_value_names_its_variable(
@@ -130,3 +139,37 @@ def test_a_statement_timeout_that_outlasts_the_lease_is_refused(
     monkeypatch.setenv("DB_IDLE_IN_TRANSACTION_TIMEOUT_SEC", "12")
     with pytest.raises(ConfigError, match=r"^invalid setting DB_IDLE_IN_TRANSACTION_TIMEOUT_SEC:"):
         load_settings()
+
+
+def test_the_speech_model_settings_default_to_the_packaged_model_on_a_cpu() -> None:
+    settings = load_settings()
+    assert (settings.asr_model, settings.asr_device, settings.asr_compute_type) == (
+        "tiny.en",
+        "cpu",
+        "int8",
+    )
+
+
+def test_the_speech_model_settings_are_read_case_insensitively(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ASR_DEVICE", "CUDA")
+    monkeypatch.setenv("ASR_COMPUTE_TYPE", "Float16")
+    monkeypatch.setenv("ASR_MODEL", str(tmp_path))  # a folder that exists: checked at start
+    settings = load_settings()
+    assert (settings.asr_device, settings.asr_compute_type) == ("cuda", "float16")
+    assert settings.asr_model == str(tmp_path)
+    # A model's name (not a path) is the Hub's to resolve, when the first job needs it.
+    monkeypatch.setenv("ASR_MODEL", "Systran/faster-whisper-small")
+    assert load_settings().asr_model == "Systran/faster-whisper-small"
+
+
+def test_a_speech_model_path_that_is_no_folder_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    not_a_folder = tmp_path / "model.bin"
+    not_a_folder.write_bytes(b"weights")
+    monkeypatch.setenv("ASR_MODEL", str(not_a_folder))
+    with pytest.raises(ConfigError, match=r"^invalid setting ASR_MODEL:") as raised:
+        load_settings()
+    assert "\n" not in str(raised.value)

@@ -156,6 +156,23 @@ class Settings(BaseSettings):
     subtitle_fonts_dir: Path = Field(
         default=Path("/usr/share/fonts"), validation_alias="SUBTITLE_FONTS_DIR"
     )
+    # Subtitles from speech (docs/service.md#subtitles): the faster-whisper model, `tiny.en`
+    # (packaged in the asr extra), another model's name (downloaded from the Hugging Face Hub
+    # on first use, when the machine is online) or a model folder; where it runs, and how.
+    asr_model: str = Field(default="tiny.en", validation_alias="ASR_MODEL", min_length=1)
+    asr_device: Literal["cpu", "cuda", "auto"] = Field(default="cpu", validation_alias="ASR_DEVICE")
+    asr_compute_type: Literal[
+        "int8",
+        "int8_float32",
+        "int8_float16",
+        "int8_bfloat16",
+        "int16",
+        "float16",
+        "bfloat16",
+        "float32",
+        "default",
+        "auto",
+    ] = Field(default="int8", validation_alias="ASR_COMPUTE_TYPE")
     enable_ytdlp: bool = Field(default=False, validation_alias="ENABLE_YTDLP")
     allowlist_hosts: str = Field(default="", validation_alias="ALLOWLIST_HOSTS")
     fetch_timeout_sec: float = Field(default=300, validation_alias="FETCH_TIMEOUT_SEC", gt=0)
@@ -174,6 +191,15 @@ class Settings(BaseSettings):
     def allowed_hosts(self) -> frozenset[str]:
         """ALLOWLIST_HOSTS as a set (comma-separated host names; empty: any public host)."""
         return frozenset(h.strip().lower() for h in self.allowlist_hosts.split(",") if h.strip())
+
+    @field_validator("asr_model")
+    @classmethod
+    def _model_folder(cls, value: str) -> str:
+        # A path (not a Hub name such as Systran/faster-whisper-small) must be a folder now,
+        # not at the first job that needs it.
+        if value.startswith(("/", ".", "~")) and not Path(value).expanduser().is_dir():
+            raise ValueError("names no model folder (a path must be a faster-whisper model)")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -197,7 +223,14 @@ class Settings(BaseSettings):
         """DATABASE_POOLER as the queue library spells it (None: no pooler)."""
         return "transaction" if self.database_pooler == "transaction" else None
 
-    @field_validator("queue_provider", "log_format", "database_pooler", mode="before")
+    @field_validator(
+        "queue_provider",
+        "log_format",
+        "database_pooler",
+        "asr_device",
+        "asr_compute_type",
+        mode="before",
+    )
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

@@ -388,6 +388,16 @@ async def test_subtitles_are_cut_to_the_clip_and_can_be_burned_in(
     assert "00:00:01,000 --> 00:00:03,500" in srt  # shifted to the clip's own time
     assert "Before the clip" not in srt
     assert "After the clip" not in srt
+    assert job["subtitles"] == {  # from the source's own track, not from speech
+        "source": "track",
+        "cues": srt.count(" --> "),
+        "language": "eng",
+        "model": None,
+        "note": None,
+    }
+    events = (await client.get(f"/api/jobs/{job['id']}/events")).json()
+    [made] = [e["payload"] for e in events if e["type"] == "subtitles"]
+    assert made == job["subtitles"]
     burned = await _job_with(client, key, withSubtitles=True, burnSubtitles=True)
     assert burned["status"] == "done", burned
     events = (await client.get(f"/api/jobs/{burned['id']}/events")).json()
@@ -395,24 +405,34 @@ async def test_subtitles_are_cut_to_the_clip_and_can_be_burned_in(
     assert list((data_dir / "scratch").iterdir()) == []
 
 
-async def test_missing_subtitles_fail_at_once_with_their_code(
+async def test_a_language_the_speech_model_cannot_hear_fails_at_once_with_its_code(
     make_client: ApiFactory, worker: Worker, subtitled: Path, video: Path, db_url: str
 ) -> None:
+    """An upload whose media the API does not know (else refused at the door, see
+    test_refusals.py): no sidecar and no German track, so the subtitles would come from
+    speech, which the packaged English-only model cannot do. The user's to fix: failed at
+    once, without a dead letter."""
     client: httpx.AsyncClient = await make_client()
     plain = (await _upload(client, video)).json()["uploadKey"]
-    await _forget_media(db_url, plain)  # else refused at the door (test_refusals.py)
-    none = await _job_with(client, plain, withSubtitles=True)
+    await _forget_media(db_url, plain)
+    none = await _job_with(client, plain, withSubtitles=True, subtitleLang="de")
     assert (none["status"], none["error"]["code"], none["attempts"]) == (
         "failed",
-        "SUBTITLES_MISSING",
+        "SUBTITLE_LANG_UNSUPPORTED",
         1,
     )
+    assert "ASR_MODEL" in none["error"]["message"]
+    assert "/" not in none["error"]["message"]  # no server path (the model's folder)
     await _no_dead_letters(client, none["id"])
-    key = (await _upload(client, subtitled)).json()["uploadKey"]
+    key = (await _upload(client, subtitled)).json()["uploadKey"]  # its one track is English
     await _forget_media(db_url, key)
     german = await _job_with(client, key, withSubtitles=True, subtitleLang="de")
-    assert german["error"]["code"] == "SUBTITLES_MISSING"
-    assert "eng" in german["error"]["message"]
+    assert (german["status"], german["error"]["code"], german["attempts"]) == (
+        "failed",
+        "SUBTITLE_LANG_UNSUPPORTED",
+        1,
+    )
+    await _no_dead_letters(client, german["id"])
 
 
 async def test_burning_without_fonts_fails_clearly(
@@ -479,6 +499,7 @@ async def test_an_uploaded_srt_sidecar_is_cut_with_the_clip(
     srt = (await client.get(httpx.URL(links["subtitles"]["url"]))).text
     assert "Inside the clip" in srt
     assert "00:00:01,000 --> 00:00:03,500" in srt
+    assert job["subtitles"]["source"] == "sidecar"
 
 
 async def test_a_source_corrupted_after_upload_fails_at_once_without_retries(

@@ -1,7 +1,8 @@
 """Refused at the door: an upload records what its probe found (duration, streams, codecs),
-and a job that cannot work with it (a range past its end, subtitles it has no track for) is
-a 422 naming the field, before anything is stored or queued. A truncated or corrupt upload
-is refused, named as such, without a server path."""
+and a job that cannot work with it (a range past its end, subtitles in a language it has no
+track for and the speech model cannot hear) is a 422 naming the field, before anything is
+stored or queued. A truncated or corrupt upload is refused, named as such, without a server
+path."""
 
 from __future__ import annotations
 
@@ -132,34 +133,94 @@ async def test_a_batch_names_the_clip_whose_range_does_not_fit(
     assert _nothing_queued(db_url)  # one clip refused, and none is made
 
 
-async def test_subtitles_need_a_track_or_a_sidecar(
-    client: httpx.AsyncClient, sources: dict[str, Path], db_url: str, tmp_path: Path
+async def test_subtitles_without_a_track_or_a_sidecar_need_a_language_the_model_hears(
+    client: httpx.AsyncClient, sources: dict[str, Path], db_url: str, data_dir: Path
+) -> None:
+    """No sidecar and no track in the language: the subtitles come from speech, so only a
+    language the speech model (the packaged tiny.en: English) cannot do is refused."""
+    plain = await _key(client, sources["plain"])
+    subtitled = await _key(client, sources["subtitled"])  # its one track is English
+    for key, track in ((plain, "no subtitle track"), (subtitled, "no de subtitle track")):
+        refused = await client.post(
+            "/api/jobs", json=_job(key, withSubtitles=True, subtitleLang="de")
+        )
+        field, message = _refused_field(refused)
+        assert field == "subtitleLang"
+        assert track in message
+        assert "ASR_MODEL" in message  # the setting an operator would change
+        assert "subtitlesKey" in message  # what the user can do instead
+        assert "/" not in message  # no server path (the model's folder)
+        assert str(data_dir) not in refused.text
+    assert _nothing_queued(db_url)
+
+
+async def test_subtitles_from_speech_a_track_or_a_sidecar_are_accepted(
+    client: httpx.AsyncClient, sources: dict[str, Path], tmp_path: Path
 ) -> None:
     plain = await _key(client, sources["plain"])
-    field, message = _refused_field(
-        await client.post("/api/jobs", json=_job(plain, withSubtitles=True))
-    )
-    assert field == "withSubtitles"
-    assert "no subtitle track" in message
-    assert "subtitlesKey" in message  # what the user can do instead
     subtitled = await _key(client, sources["subtitled"])
-    field, message = _refused_field(
-        await client.post("/api/jobs", json=_job(subtitled, withSubtitles=True, subtitleLang="de"))
-    )
-    assert field == "subtitleLang"
-    assert "eng" in message  # which languages it has
-    assert _nothing_queued(db_url)
     srt = tmp_path / "talk.srt"
     srt.write_text(SUBTITLES)
     sidecar = await _key(client, srt)
-    accepted = await client.post(
-        "/api/jobs", json=_job(plain, withSubtitles=True, subtitlesKey=sidecar)
-    )
-    assert accepted.status_code == 202, accepted.text
+    for more in (
+        {"withSubtitles": True},  # auto: from speech, in the model's language
+        {"withSubtitles": True, "subtitleLang": "auto"},
+        {"withSubtitles": True, "subtitleLang": "en"},
+        {"withSubtitles": True, "subtitleLang": "en-GB"},
+        {"withSubtitles": True, "subtitleLang": "de", "subtitlesKey": sidecar},
+    ):
+        accepted = await client.post("/api/jobs", json=_job(plain, **more))
+        assert accepted.status_code == 202, (more, accepted.text)
     english = await client.post(
         "/api/jobs", json=_job(subtitled, withSubtitles=True, subtitleLang="en")
     )
     assert english.status_code == 202, english.text
+
+
+async def test_a_batch_of_an_upload_refuses_a_language_the_model_cannot_hear(
+    client: httpx.AsyncClient, sources: dict[str, Path], db_url: str
+) -> None:
+    key = await _key(client, sources["plain"])
+    clips = [{"start": "00:00:01", "end": "00:00:03"}, {"start": "00:00:05", "end": "00:00:07"}]
+    refused = await client.post(
+        "/api/jobs/batch",
+        json={
+            "sourceType": "upload",
+            "uploadKey": key,
+            "clips": clips,
+            "withSubtitles": True,
+            "subtitleLang": "de",
+        },
+    )
+    field, message = _refused_field(refused)
+    assert field == "subtitleLang"
+    assert "ASR_MODEL" in message
+    assert _nothing_queued(db_url)
+
+
+# Never fetched: the API checks the URL's host (an allowlisted literal address), not its media.
+_URL_SOURCE = {"sourceType": "youtube", "youtubeUrl": "http://127.0.0.1:9/talk.mp4"}
+
+
+async def test_a_url_source_refuses_subtitles_in_a_language_the_model_cannot_hear(
+    make_client: ApiFactory, db_url: str
+) -> None:
+    """A URL's media is not known before the worker fetches it, and carries no text track in
+    practice: its subtitles come from speech, so the language is checked at the door."""
+    client = await make_client(enable_ytdlp=True, allowlist_hosts="127.0.0.1")
+    span = {"start": "00:00:02", "end": "00:00:06"}
+    german = {"withSubtitles": True, "subtitleLang": "de"}
+    refused = await client.post("/api/jobs", json={**_URL_SOURCE, **span, **german})
+    field, message = _refused_field(refused)
+    assert field == "subtitleLang"
+    assert "ASR_MODEL" in message
+    assert "/" not in message
+    batch = await client.post("/api/jobs/batch", json={**_URL_SOURCE, "clips": [span], **german})
+    assert _refused_field(batch)[0] == "subtitleLang"
+    assert _nothing_queued(db_url)
+    english = {"withSubtitles": True, "subtitleLang": "en"}
+    accepted = await client.post("/api/jobs", json={**_URL_SOURCE, **span, **english})
+    assert accepted.status_code == 202, accepted.text
 
 
 async def test_a_truncated_upload_is_refused_and_named_as_such(

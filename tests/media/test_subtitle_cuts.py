@@ -21,11 +21,13 @@ import srt
 
 from clipper.db.models import Job
 from clipper.media.ffmpeg import ffmpeg_path
+from clipper.media.probe import MediaInfo
 from clipper.media.sample import KEYFRAMES_EVERY_2S
-from clipper.media.subtitles import cut_sidecar, cut_subtitles
+from clipper.media.subtitles import cut_sidecar, cut_subtitles, matching_track
 from clipper.queue import JobContext
 from clipper.services.clipping import ClipProcessor
 from clipper.services.processing import Progress
+from clipper.services.subtitling import SpeechModel, SpeechModelSpec
 from clipper.storage import LocalStorage
 
 Cue = tuple[int, int, str]  # start ms, end ms, text
@@ -287,6 +289,7 @@ async def test_burned_in_subtitles_show_only_within_the_trimmed_cues(
         ffmpeg_timeout_seconds=120,
         max_source_ms=3_600_000,
         subtitle_fonts_dir=Path("/usr/share/fonts"),  # SUBTITLE_FONTS_DIR's default
+        speech=SpeechModel(SpeechModelSpec()),
         scratch_stale_after_seconds=60,
     )
     # The processor reads only the attempt number; a real context needs a consumer's lease.
@@ -306,3 +309,19 @@ async def test_burned_in_subtitles_show_only_within_the_trimmed_cues(
         assert (bottom > 5) == lit, (
             f"the box is {'missing' if lit else 'shown'} at {at_ms} ms: {shown}"
         )
+
+
+def test_a_track_is_found_by_the_language_its_tag_names() -> None:
+    # FFmpeg reports ISO 639-2 tags (eng, ger, spa); users ask in BCP 47 (en, de, es-MX).
+    info = MediaInfo(
+        duration_ms=1_000,
+        has_video=True,
+        has_audio=True,
+        subtitle_streams=3,
+        subtitle_languages=("ger", "spa", "eng"),
+    )
+    asked = ["auto", None, "de", "deu", "es-MX", "en", "en-GB", "fr", "und"]
+    assert [matching_track(info, language) for language in asked] == [
+        0, 0, 0, 0, 1, 2, 2, None, None,
+    ]  # fmt: skip
+    assert matching_track(MediaInfo(1_000, True, True, 0), "auto") is None

@@ -21,6 +21,7 @@ from clipper.media.errors import MissingSourceError
 from clipper.queue import JobContext
 from clipper.services.clipping import ClipProcessor
 from clipper.services.processing import ClipResult, Progress
+from clipper.services.subtitling import SpeechModel, SpeechModelSpec
 from clipper.storage import LocalStorage
 from tests.helpers import wait_event, wait_for
 from tests.media_files import make_video
@@ -110,6 +111,7 @@ def _processor(
         ffmpeg_timeout_seconds=60,
         max_source_ms=3_600_000,
         subtitle_fonts_dir=root / "fonts",
+        speech=SpeechModel(SpeechModelSpec()),
         scratch_stale_after_seconds=stale_after,
     )
 

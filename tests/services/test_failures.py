@@ -11,6 +11,9 @@ from clipper.media.errors import (
     FfmpegError,
     InvalidOutputError,
     SegmentOutOfRangeError,
+    SpeechFailedError,
+    SpeechLanguageError,
+    SpeechModelError,
     SubtitleFontsMissingError,
     TruncatedMediaError,
     UnreadableMediaError,
@@ -35,6 +38,7 @@ from clipper.services.failures import (
         FetchRefusedError("the source answered HTTP 404"),
         SourceTooLargeError("the source is over 100 bytes"),
         SourceTooLongError("the source lasts 3 h"),
+        SpeechLanguageError("speech recognition here transcribes English (en) only, not de"),
     ],
 )
 def test_a_users_code_becomes_a_user_failure_with_the_same_code_and_message(
@@ -51,6 +55,7 @@ def test_a_users_code_becomes_a_user_failure_with_the_same_code_and_message(
     [
         NoProcessorError("no processor for youtube sources"),
         SubtitleFontsMissingError("no fonts"),
+        SpeechModelError("this server's speech model could not be loaded"),
     ],
 )
 def test_a_setup_code_becomes_a_permanent_error_with_the_same_code_and_message(
@@ -70,6 +75,7 @@ def test_a_setup_code_becomes_a_permanent_error_with_the_same_code_and_message(
         FetchFailedError("the source answered HTTP 503"),
         FfmpegError("ffmpeg crashed"),
         InvalidOutputError("the clip lasts 0 s"),
+        SpeechFailedError("speech recognition failed"),
         OSError("disk full"),  # no code at all
     ],
 )

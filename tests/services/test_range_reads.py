@@ -22,6 +22,7 @@ from clipper.queue import JobContext
 from clipper.services.clipping import ClipProcessor, Source, UploadedSource, UrlSource
 from clipper.services.processing import ClipResult
 from clipper.services.reading import SourceReading
+from clipper.services.subtitling import SpeechModel, SpeechModelSpec
 from clipper.storage import LocalStorage, Storage, new_upload_key, source_key
 from clipper.storage_s3 import S3Storage
 from tests.local_server import FileServer, serving
@@ -54,6 +55,7 @@ async def _clip(storage: Storage, source: Source, job: Job, scratch: Path) -> Cl
         ffmpeg_timeout_seconds=120,
         max_source_ms=3_600_000,
         subtitle_fonts_dir=Path("/usr/share/fonts"),
+        speech=SpeechModel(SpeechModelSpec()),
         scratch_stale_after_seconds=60,
     )
     # The processor reads only the attempt number; a real context needs a consumer's lease.

@@ -30,6 +30,7 @@ from clipper.db.models import Job
 from clipper.db.repositories import ApiKeyRepository, JobRepository
 from clipper.domain.clips import ClipRequest
 from clipper.domain.jobs import SourceType
+from clipper.domain.subtitles import SubtitlesMade, SubtitleSource
 from clipper.domain.tenancy import OPERATOR, Scope
 from clipper.domain.timecode import format_timecode
 from clipper.queue import JobContext, QueueAdapter
@@ -117,8 +118,11 @@ def expected_secret(key_id: str, version: int) -> str:
     return "whsec_" + base64.b64encode(digest).decode()
 
 
+HEARD = SubtitlesMade(SubtitleSource.SPEECH, 2, language="en", model="tiny.en")
+
+
 async def cut(job: Job, progress: Progress, context: JobContext) -> ClipResult:
-    return ClipResult(f"results/{job.id}/clip.mp4", start_ms=job.start_ms - 250)
+    return ClipResult(f"results/{job.id}/clip.mp4", start_ms=job.start_ms - 250, subtitles=HEARD)
 
 
 StartWorker = Callable[..., Awaitable[QueueAdapter]]
@@ -234,6 +238,9 @@ async def test_a_job_that_ends_posts_its_status_signed_with_its_keys_secret(
     # Where the clip starts in the source, once there is a clip (the processor's word).
     started = format_timecode(job.start_ms - 250) if ending == "done" else None
     assert event["data"]["actualStart"] == started
+    # Where its subtitles came from, spelled as GET /api/jobs/{id} spells it.
+    heard = {"source": "speech", "cues": 2, "language": "en", "model": "tiny.en", "note": None}
+    assert event["data"]["subtitles"] == (heard if ending == "done" else None)
     error = event["data"]["error"]
     assert (error or {}).get("code") == ("NO_PROCESSOR" if ending == "failed" else None)
     assert "results/" not in sent.body.decode()  # no storage keys or server paths

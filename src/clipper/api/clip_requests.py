@@ -14,6 +14,7 @@ from ..domain.timecode import format_timecode, parse_timecode
 from ..errors import ClipTooLongError, UrlSourcesDisabledError, ValidationFailedError
 from ..services.outputs import check_output, choices_refusal
 from ..services.sources import Refusal, clip_refusal, url_refusal
+from ..services.subtitling import SpeechModelSpec, speech_refusal, speech_spec
 from ..services.uploads import reachable_upload
 from ..settings import Settings
 from ..storage import Storage, source_key, subtitles_key
@@ -107,10 +108,21 @@ def _clip_request(
 
 
 async def check_url(request: ClipRequest, settings: Settings) -> None:
-    """A URL source is allowed (ENABLE_YTDLP), and the SSRF guard lets it and the callback
-    URL through."""
+    """A URL source is allowed (ENABLE_YTDLP), the SSRF guard lets it and the callback URL
+    through, and the speech model can do the subtitles' language."""
     if request.source_url is not None and not settings.enable_ytdlp:
         raise UrlSourcesDisabledError()
+    # A URL's media carries no text track in practice (sites serve captions apart): its
+    # subtitles come from speech, in a language the model must do.
+    if (
+        request.source_url is not None
+        and request.with_subtitles
+        and request.subtitles_upload_key is None
+        and (unheard := speech_refusal(request.subtitle_lang, speech_spec(settings)))
+    ):
+        raise ValidationFailedError.field(
+            "subtitleLang", f"{unheard}; or upload an .srt file and name it in subtitlesKey"
+        )
     # Checked again before each connection (the fetch, each webhook): DNS answers change.
     for field, url in (("youtubeUrl", request.source_url), ("callbackUrl", request.callback_url)):
         if url is not None and (refusal := await url_refusal(url, settings.allowed_hosts)):
@@ -122,14 +134,16 @@ async def check_uploads(
     requests: Sequence[ClipRequest],
     storage: Storage,
     scope: Scope,
+    speech: SpeechModelSpec,
     *,
     batch: bool = False,
 ) -> None:
     """The uploads the clips name (one source for all of them) exist and the caller may use
     them; another tenant's upload is "missing" exactly like one that never was. Each clip must
     then work with what the upload holds: its range within the source's duration, subtitles
-    from a track it has (or a sidecar). `batch`: the requests are a batch's clips, and a range
-    is named by its clip, e.g. `clips[2].end`."""
+    from a sidecar, a track it has, or speech the model `speech` names can transcribe.
+    `batch`: the requests are a batch's clips, and a range is named by its clip, e.g.
+    `clips[2].end`."""
     source = requests[0]
     named = (
         ("uploadKey", source.upload_key, source_key, "no upload has this key"),
@@ -156,7 +170,7 @@ async def check_uploads(
     if media is None:  # a URL source (checked on the worker), or an upload from before 0011
         return
     for index, request in enumerate(requests):
-        if (refusal := clip_refusal(media, request)) is not None:
+        if (refusal := clip_refusal(media, request, speech)) is not None:
             raise ValidationFailedError.field(_wire_field(refusal, index, batch), refusal.message)
     if (unfit := check_output(media, source)) is not None:  # one output for all the clips
         raise ValidationFailedError.field(f"output.{unfit.field}", unfit.message)
@@ -166,7 +180,6 @@ async def check_uploads(
 _WIRE_NAMES = {
     "start_ms": "start",
     "end_ms": "end",
-    "with_subtitles": "withSubtitles",
     "subtitle_lang": "subtitleLang",
 }
 

@@ -30,6 +30,7 @@ from ..domain.outputs import (
     Quality,
     VideoCodec,
 )
+from ..domain.subtitles import SubtitlesMade, SubtitleSource
 from ..domain.timecode import format_timecode, parse_timecode
 
 # Patterns run on pydantic-core's Rust regex engine, where `$` is the end of the text (a
@@ -257,6 +258,24 @@ class ErrorRead(Wire):
     message: str | None
 
 
+class SubtitlesRead(Wire):
+    """Where a done job's subtitles (clip.srt) came from."""
+
+    source: SubtitleSource = Field(
+        description="`sidecar`: the uploaded .srt named in subtitlesKey; `track`: the "
+        "source's own text track; `speech`: speech recognition of the clip's segment."
+    )
+    cues: int = Field(description="How many cues clip.srt holds (0: empty, see note).")
+    language: str | None = Field(
+        default=None,
+        description="The track's language tag, or the language the model transcribed.",
+    )
+    model: str | None = Field(default=None, description="The speech model (source speech).")
+    note: str | None = Field(
+        default=None, description="Why the subtitles are empty, when they are (no speech)."
+    )
+
+
 class JobRead(Wire):
     id: uuid.UUID
     status: str
@@ -285,6 +304,8 @@ class JobRead(Wire):
     actual_start: str | None = None
     # The output choices as asked (null container and videoCodec: chosen by the source).
     output: ClipOutput = Field(default_factory=ClipOutput)
+    # Once done with subtitles: where they came from.
+    subtitles: SubtitlesRead | None = None
     error: ErrorRead | None
     created_at: datetime
     updated_at: datetime
@@ -315,6 +336,10 @@ class JobRead(Wire):
             if job.actual_start_ms is None
             else format_timecode(job.actual_start_ms),
             output=ClipOutput.of(OutputOptions.from_json(job.output)),
+            subtitles=None
+            if job.subtitles is None
+            # As stored (one-word keys: the stored spelling is the wire's), checked on the way.
+            else SubtitlesRead.model_validate(SubtitlesMade.from_json(job.subtitles).to_json()),
             error=ErrorRead(code=job.error_code, message=job.error_message)
             if job.error_code
             else None,

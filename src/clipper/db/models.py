@@ -86,6 +86,8 @@ class Job(Base):
     actual_start_ms: Mapped[int | None] = mapped_column(BigInteger)
     # The output choices (domain.outputs.OutputOptions.to_json); None: all the defaults.
     output: Mapped[dict[str, Any] | None]
+    # Where a done job's subtitles came from (domain.subtitles.SubtitlesMade.to_json).
+    subtitles: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     expires_at: Mapped[datetime | None]

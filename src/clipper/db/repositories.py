@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased
 
 from ..domain.clips import CutMode
 from ..domain.jobs import EventType, JobStatus, check, sources_of
+from ..domain.subtitles import SubtitlesMade
 from ..domain.tenancy import LOCAL_TENANT
 from ..domain.uploads import UploadState
 from .models import ApiKey, DlqJob, Job, JobEvent, RateLimit, Upload
@@ -422,10 +423,12 @@ class JobRepository:
         actual_start_ms: int | None = None,
         result_thumbnail_key: str | None = None,
         result_preview_key: str | None = None,
+        subtitles: SubtitlesMade | None = None,
     ) -> bool:
-        """Mark the job done by `attempt` with its results (and where its clip starts in the
-        source), expiring `keep_for` from now on the database clock; False (a no-op) unless
-        it is processing for that attempt."""
+        """Mark the job done by `attempt` with its results (where its clip starts in the
+        source, where its subtitles came from, with a `subtitles` event), expiring `keep_for`
+        from now on the database clock; False (a no-op) unless it is processing for that
+        attempt."""
         moved = await self._update_attempt(
             job_id,
             attempt,
@@ -436,8 +439,11 @@ class JobRepository:
             result_thumbnail_key=result_thumbnail_key,
             result_preview_key=result_preview_key,
             actual_start_ms=actual_start_ms,
+            subtitles=None if subtitles is None else subtitles.to_json(),
             expires_at=func.now() + keep_for,
         )
+        if moved and subtitles is not None:
+            await self.add_event(job_id, EventType.SUBTITLES, subtitles.to_json())
         if moved:
             await self.add_event(job_id, EventType.DONE, {"video": result_video_key})
         return moved

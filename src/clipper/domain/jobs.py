@@ -53,6 +53,7 @@ class EventType(enum.StrEnum):
     CREATED = "created"
     PROCESSING = "processing"
     PROGRESS = "progress"
+    SUBTITLES = "subtitles"  # where a done job's subtitles came from (domain.subtitles)
     RETRY = "retry"
     DONE = "done"
     FAILED = "failed"

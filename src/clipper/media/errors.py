@@ -29,7 +29,8 @@ class SegmentOutOfRangeError(Exception):
 
 
 class SubtitlesMissingError(Exception):
-    """The source has no subtitle track (in the requested language)."""
+    """The subtitles to cut are not valid SRT (an uploaded sidecar, or what FFmpeg made of
+    the source's track)."""
 
     code = "SUBTITLES_MISSING"
 
@@ -76,3 +77,22 @@ class OutputUnsupportedError(Exception):
         super().__init__(f"output.{field}: {reason}")  # what a failed job reports
         self.field = field
         self.reason = reason
+
+
+class SpeechModelError(Exception):
+    """The speech model (ASR_MODEL) cannot be loaded on this worker: missing, corrupt, or
+    faster-whisper is not installed (the `asr` extra)."""
+
+    code = "ASR_MODEL_UNAVAILABLE"
+
+
+class SpeechFailedError(Exception):
+    """The speech model failed while transcribing a clip's audio (worth another attempt)."""
+
+    code = "ASR_FAILED"
+
+
+class SpeechLanguageError(Exception):
+    """The clip needs subtitles from speech in a language the configured model cannot do."""
+
+    code = "SUBTITLE_LANG_UNSUPPORTED"

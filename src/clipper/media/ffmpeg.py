@@ -21,6 +21,11 @@ from .inputs import MediaInput, input_arguments
 
 ProgressCallback = Callable[[float], Awaitable[None]]
 
+
+async def ignore_progress(share: float) -> None:
+    """For a run whose progress nobody follows (a quick extraction)."""
+
+
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..domain.outputs import PreviewFormat
 from .errors import FfmpegError, InvalidOutputError
-from .ffmpeg import decoded_frames, run_ffmpeg
+from .ffmpeg import decoded_frames, ignore_progress, run_ffmpeg
 from .outputs import PREVIEW_ENCODERS, TONE_MAP_FILTER
 from .probe import frame_at
 
@@ -25,10 +25,6 @@ THUMBNAIL_NAME = "poster.jpg"
 
 def preview_name(kind: PreviewFormat) -> str:
     return f"preview.{kind.extension}"
-
-
-async def _ignore(share: float) -> None:
-    pass
 
 
 async def make_thumbnail(
@@ -63,7 +59,7 @@ async def make_thumbnail(
             str(output),
         ],
         duration_ms=0,
-        on_progress=_ignore,
+        on_progress=ignore_progress,
         timeout_seconds=timeout_seconds,
     )
     facts = await inspect_image(output, timeout_seconds=timeout_seconds)
@@ -117,7 +113,7 @@ async def make_preview(
             str(output),
         ],
         duration_ms=min(clip_ms, PREVIEW_SECONDS * 1000),
-        on_progress=_ignore,
+        on_progress=ignore_progress,
         timeout_seconds=timeout_seconds,
     )
     facts = await inspect_image(output, timeout_seconds=timeout_seconds)

@@ -1,5 +1,6 @@
-"""Subtitles from the source's own track: cut to the segment (timestamps shifted to the clip),
-stored as SRT, and optionally burned into the video."""
+"""Subtitles as SRT in the clip's time: from the source's own track or an uploaded .srt, cut to
+the segment (timestamps shifted to the clip), or written from cues (media.speech makes them);
+and the filter that burns them into the video."""
 
 from __future__ import annotations
 
@@ -10,27 +11,28 @@ from pathlib import Path
 
 import srt
 
+from ..domain.languages import primary_language
 from .errors import SubtitleFontsMissingError, SubtitlesMissingError
-from .ffmpeg import run_ffmpeg
+from .ffmpeg import ignore_progress, run_ffmpeg
 from .inputs import MediaInput, input_arguments
 from .probe import MediaInfo
 
 logger = logging.getLogger("clipper.media")
 
 
-def pick_track(info: MediaInfo, language: str | None) -> int:
-    """The subtitle stream to use: the first for `auto`, else the first whose language tag
-    starts with the requested code's first two letters (so `en` finds `eng`)."""
+def matching_track(info: MediaInfo, language: str | None) -> int | None:
+    """The subtitle stream in `language`: the first for `auto`, else the first whose tag names
+    the same language (`en` finds `eng`, `de` finds `ger`, `es` finds `spa`); None when the
+    source has none."""
     if not info.subtitle_languages:
-        raise SubtitlesMissingError("the source has no subtitle track")
+        return None
     if language in (None, "auto"):
         return 0
-    wanted = language[:2].lower()
+    wanted = primary_language(language)
     for index, tag in enumerate(info.subtitle_languages):
-        if tag.lower().startswith(wanted):
+        if wanted is not None and primary_language(tag) == wanted:
             return index
-    found = ", ".join(info.subtitle_languages)
-    raise SubtitlesMissingError(f"no {language} subtitle track (the source has: {found})")
+    return None
 
 
 async def cut_subtitles(
@@ -40,14 +42,12 @@ async def cut_subtitles(
     end_ms: int,
     output: Path,
     timeout_seconds: float,
-) -> None:
+) -> int:
     """Cut the source's text track `track` (mov_text, SRT, ASS, WebVTT) to the segment as SRT.
     FFmpeg extracts the whole track, unseeked: an input seek (`-ss` before `-i`) shifts
     subtitle streams by the wrong amount, keeps cues that ended before the start and leaves
-    cues running past the end. The cues are then cut exactly like a sidecar's."""
-
-    async def ignore(share: float) -> None:
-        return None
+    cues running past the end. The cues are then cut exactly like a sidecar's. Returns how
+    many cues the clip has."""
 
     # Extracted into `output` and cut in place: no second scratch file to clean up.
     await run_ffmpeg(
@@ -63,21 +63,28 @@ async def cut_subtitles(
             str(output),
         ],
         duration_ms=0,  # reports no progress: a text track is quick to extract
-        on_progress=ignore,
+        on_progress=ignore_progress,
         timeout_seconds=timeout_seconds,
     )
-    await asyncio.to_thread(
+    return await asyncio.to_thread(
         _cut_srt, output, start_ms, end_ms, output, "the source's subtitle track"
     )
 
 
-async def cut_sidecar(sidecar: Path, start_ms: int, end_ms: int, output: Path) -> None:
+async def cut_sidecar(sidecar: Path, start_ms: int, end_ms: int, output: Path) -> int:
     """Cut an uploaded .srt to the segment (FFmpeg's seek in a plain SRT input does not shift
-    its cues)."""
-    await asyncio.to_thread(_cut_srt, sidecar, start_ms, end_ms, output, "the subtitles upload")
+    its cues); how many cues the clip has."""
+    return await asyncio.to_thread(
+        _cut_srt, sidecar, start_ms, end_ms, output, "the subtitles upload"
+    )
 
 
-def _cut_srt(subtitles: Path, start_ms: int, end_ms: int, output: Path, what: str) -> None:
+def write_cues(cues: list[srt.Subtitle], output: Path) -> None:
+    """`cues` as an SRT file (empty, and still valid SRT, when there are none)."""
+    output.write_text(srt.compose(cues), encoding="utf-8")
+
+
+def _cut_srt(subtitles: Path, start_ms: int, end_ms: int, output: Path, what: str) -> int:
     """Keep the cues that overlap [start_ms, end_ms) (one that ends exactly at the start or
     starts exactly at the end shows nothing of the clip), trim them to it, shift them by
     exactly `start_ms` and renumber them. Every subtitle source goes through here, so the SRT
@@ -97,7 +104,8 @@ def _cut_srt(subtitles: Path, start_ms: int, end_ms: int, output: Path, what: st
         for cue in cues
         if cue.end > start and cue.start < end
     ]
-    output.write_text(srt.compose(kept), encoding="utf-8")
+    write_cues(kept, output)
+    return len(kept)
 
 
 def burn_filter(subtitles: Path, fonts_dir: Path) -> str:

@@ -19,6 +19,7 @@ from ..db.models import Job
 from ..db.repositories import JobRepository, ping
 from ..domain.clips import CutMode
 from ..domain.outputs import OutputOptions
+from ..domain.subtitles import SubtitlesMade, SubtitleSource
 from ..fetch.download import download, ranged_source
 from ..fetch.extract import media_url
 from ..fetch.guard import check_url
@@ -28,13 +29,19 @@ from ..media.images import THUMBNAIL_NAME, make_preview, make_thumbnail, preview
 from ..media.inputs import MediaInput
 from ..media.outputs import OutputPlan, plan_output
 from ..media.probe import MediaInfo, probe
-from ..media.subtitles import burn_filter, cut_sidecar, cut_subtitles, pick_track
+from ..media.subtitles import burn_filter
 from ..queue import JobContext
-from ..storage import Storage, batch_media_key, result_key, source_key, subtitles_key
+from ..storage import Storage, batch_media_key, result_key, source_key
 from .batches import media_lock_name
 from .failures import SourceTooLongError
 from .processing import ClipResult, Progress
 from .reading import SourceReading
+from .subtitling import SpeechModel, Subtitler
+
+# Progress: the probe to 5 %, subtitles from speech (when it comes to that) to 45 %, the cut to
+# 95 %, the images and the store to 100 %.
+_CUT_FROM = 5
+_TRANSCRIBE_SHARE = 40
 
 # Every attempt's scratch folder is named clip-{job id}-{attempt}-{random}.
 _SCRATCH_PREFIX = "clip-"
@@ -178,7 +185,8 @@ class UrlSource:
 
 
 class ClipProcessor:
-    """Stages: fetch (URL sources), probe 0-5 %, cut (stream copy) or encode 5-95 %, images
+    """Stages: fetch (URL sources), probe 0-5 %, transcribe 5-45 % (subtitles from speech),
+    cut (stream copy) or encode to 95 %, images
     (a thumbnail, a preview: when asked) and store 95-100 %. The consumer renews the job's
     lease on its heartbeat while FFmpeg runs, and cancels the task when the lease is lost, on
     a hard shutdown or on cancel: FFmpeg and downloads stop with it.
@@ -198,9 +206,13 @@ class ClipProcessor:
         ffmpeg_timeout_seconds: float,
         max_source_ms: int,
         subtitle_fonts_dir: Path,
+        speech: SpeechModel,
         scratch_stale_after_seconds: float,
     ) -> None:
+        """`speech`: the worker process's one speech model (loaded by the first job that
+        needs it), for subtitles no sidecar or track has."""
         self._fonts_dir = subtitle_fonts_dir
+        self._subtitler = Subtitler(storage, speech, timeout_seconds=ffmpeg_timeout_seconds)
         self._storage = storage
         self._source = source
         self._scratch_root = scratch_root
@@ -248,26 +260,26 @@ class ClipProcessor:
             except FileNotFoundError:  # swept all the same (the clock jumped): nothing to keep
                 return
 
-    async def _cut_subtitles(
-        self, job: Job, mode: CutMode, source: MediaInput, info: MediaInfo, out: Path
-    ) -> None:
-        """From an uploaded .srt sidecar when the job names one, else the source's own track;
-        from where the clip starts: a fast cut's keyframe can be seconds before the start."""
+    async def _subtitles(
+        self,
+        job: Job,
+        mode: CutMode,
+        source: MediaInput,
+        info: MediaInfo,
+        out: Path,
+        progress: Progress,
+    ) -> SubtitlesMade:
+        """From where the clip starts: a fast cut's keyframe can be seconds before the start."""
         start_ms = (
             (await cut_start(source, info, job.start_ms, mode)).frame_ms
             if mode is CutMode.FAST
             else job.start_ms
         )
-        if job.subtitles_upload_key is None:
-            track = pick_track(info, job.subtitle_lang)
-            await cut_subtitles(source, track, start_ms, job.end_ms, out, self._timeout)
-            return
-        sidecar = subtitles_key(job.subtitles_upload_key)
-        if not await self._storage.exists(sidecar):
-            raise MissingSourceError("the subtitles upload no longer exists")
-        await cut_sidecar(
-            await self._storage.local_path(sidecar, out.parent), start_ms, job.end_ms, out
-        )
+
+        async def on_transcribe(share: float) -> None:
+            await progress(_CUT_FROM + int(share * _TRANSCRIBE_SHARE), "transcribe")
+
+        return await self._subtitler.make(job, source, info, start_ms, out, on_transcribe)
 
     async def _cut(self, job: Job, attempt: int, progress: Progress, scratch: Path) -> ClipResult:
         # Read (by range, or from a download in `scratch`) only until the clip is cut.
@@ -286,14 +298,20 @@ class ClipProcessor:
             # an upload the API refused it already, unless the upload predates its probe facts).
             plan = plan_output(OutputOptions.from_json(job.output), info, mode)
             subtitles = scratch / "clip.srt" if job.with_subtitles else None
+            made: SubtitlesMade | None = None
             video_filter = None
-            if subtitles is not None:  # before the cut: a missing track fails at once
-                await self._cut_subtitles(job, mode, source, info, subtitles)
-                if job.burn_subtitles:
-                    video_filter = burn_filter(subtitles, self._fonts_dir)
+            cut_from = _CUT_FROM
+            if subtitles is not None:  # before the cut: a missing sidecar fails at once
+                # Before transcribing: no fonts to burn with fails at once, too.
+                burn = burn_filter(subtitles, self._fonts_dir) if job.burn_subtitles else None
+                made = await self._subtitles(job, mode, source, info, subtitles, progress)
+                if made.source is SubtitleSource.SPEECH:
+                    cut_from += _TRANSCRIBE_SHARE
+                # Nothing to burn in an empty SRT (which FFmpeg's filter will not open).
+                video_filter = burn if made.cues else None
 
             async def on_progress(stage: str, share: float) -> None:
-                await progress(5 + int(share * 90), stage)
+                await progress(cut_from + int(share * (95 - cut_from)), stage)
 
             output = scratch / plan.filename
             cut = await cut_segment(
@@ -323,6 +341,7 @@ class ClipProcessor:
             cut.start_ms,
             thumbnail_key=thumbnail_key,
             preview_key=preview_key,
+            subtitles=made,
         )
 
     async def _store(self, job: Job, attempt: int, made: Path | None) -> str | None:

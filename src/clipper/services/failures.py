@@ -6,9 +6,9 @@ cannot help:
 - the user's: the request or its source is at fault (a range past the source's end, a file
   that turns out truncated). The job fails at once, without a dead letter or an alert: the
   user reads the code and fixes the request; no operator has anything to do.
-- the setup's: this worker cannot run the job (no fonts to burn subtitles with, no processor
-  for its source type). The job is dead-lettered at once and the alert fires: an operator
-  must fix the deployment, then may redrive it.
+- the setup's: this worker cannot run the job (no fonts to burn subtitles with, a speech
+  model that does not load, no processor for its source type). The job is dead-lettered at
+  once and the alert fires: an operator must fix the deployment, then may redrive it.
 Every other failure is retried with backoff, up to QUEUE_MAX_ATTEMPTS runs in all, and is
 dead-lettered (with the alert) when they are used up: a failure of the system."""
 
@@ -22,6 +22,8 @@ from ..media.errors import (
     MissingSourceError,
     OutputUnsupportedError,
     SegmentOutOfRangeError,
+    SpeechLanguageError,
+    SpeechModelError,
     SubtitleFontsMissingError,
     SubtitlesMissingError,
     TruncatedMediaError,
@@ -59,11 +61,14 @@ USER_CODES = frozenset(
         UnsupportedUrlError.code,
         FetchRefusedError.code,
         OutputUnsupportedError.code,
+        SpeechLanguageError.code,
     }
 )
 
 # This worker's setup is at fault: another attempt here would meet the same answer.
-SETUP_CODES = frozenset({SubtitleFontsMissingError.code, NoProcessorError.code})
+SETUP_CODES = frozenset(
+    {SubtitleFontsMissingError.code, SpeechModelError.code, NoProcessorError.code}
+)
 
 
 class UserFailure(Exception):

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from ..db.models import Job
 from ..db.repositories import JobRepository
 from ..domain.jobs import JobStatus
+from ..domain.subtitles import SubtitlesMade
 from ..errors import StorageFullError, is_disk_full
 from ..queue import (
     DeadLetter,
@@ -68,6 +69,8 @@ class ClipResult:
     # The images asked with the clip (output.thumbnail, output.preview), when asked.
     thumbnail_key: str | None = None
     preview_key: str | None = None
+    # Where the subtitles came from (with_subtitles jobs).
+    subtitles: SubtitlesMade | None = None
 
 
 class Progress(Protocol):
@@ -239,6 +242,7 @@ class JobRunner:
                 actual_start_ms=result.start_ms,
                 result_thumbnail_key=result.thumbnail_key,
                 result_preview_key=result.preview_key,
+                subtitles=result.subtitles,
             )
             if moved:
                 await self._announce_end(session, job.id)

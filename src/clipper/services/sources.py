@@ -14,11 +14,12 @@ from ..domain.clips import ClipRequest
 from ..domain.timecode import format_timecode
 from ..fetch.guard import ForbiddenUrlError, check_url
 from ..media.cutting import range_fits
-from ..media.errors import SubtitlesMissingError, UnreadableMediaError
+from ..media.errors import UnreadableMediaError
 from ..media.probe import MediaInfo, probe_upload
-from ..media.subtitles import pick_track
+from ..media.subtitles import matching_track
 from ..storage import Storage, source_key, subtitles_key
 from .reading import SourceReading
+from .subtitling import SpeechModelSpec, speech_refusal
 
 
 class UnusableUploadError(Exception):
@@ -64,26 +65,32 @@ class Refusal:
     """Why a clip request cannot work with its source: the request's field at fault (its
     ClipRequest attribute) and what is wrong with it."""
 
-    field: Literal["start_ms", "end_ms", "with_subtitles", "subtitle_lang"]
+    field: Literal["start_ms", "end_ms", "subtitle_lang"]
     message: str
 
 
-def clip_refusal(media: MediaInfo, request: ClipRequest) -> Refusal | None:
+def clip_refusal(media: MediaInfo, request: ClipRequest, speech: SpeechModelSpec) -> Refusal | None:
     """What in `request` cannot work with a source holding `media`, or None. The same rules
-    as the worker's (cutting and subtitles), asked before anything is queued."""
+    as the worker's (cutting; subtitles from speech with the model `speech` names, when no
+    sidecar or track has them), asked before anything is queued."""
     lasts = f"the source lasts {format_timecode(media.duration_ms)}"
     if request.start_ms >= media.duration_ms:
         return Refusal("start_ms", f"is at or past the end of the source ({lasts})")
     if not range_fits(request.end_ms, media):
         return Refusal("end_ms", f"is past the end of the source ({lasts})")
-    if request.with_subtitles and request.subtitles_upload_key is None:
-        try:
-            pick_track(media, request.subtitle_lang)
-        except SubtitlesMissingError as exc:
-            field: Literal["with_subtitles", "subtitle_lang"] = (
-                "with_subtitles" if media.subtitle_streams == 0 else "subtitle_lang"
-            )
-            return Refusal(field, f"{exc}: upload an .srt file and name it in subtitlesKey")
+    if (
+        request.with_subtitles
+        and request.subtitles_upload_key is None
+        and matching_track(media, request.subtitle_lang) is None
+        and media.has_audio  # else empty subtitles, in any language
+        and (refusal := speech_refusal(request.subtitle_lang, speech)) is not None
+    ):
+        track = "" if media.subtitle_streams == 0 else f"{request.subtitle_lang} "
+        return Refusal(
+            "subtitle_lang",
+            f"the source has no {track}subtitle track, and {refusal}; or upload an .srt "
+            "file and name it in subtitlesKey",
+        )
     return None
 
 

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..db.models import Job
 from ..db.repositories import ApiKeyRepository, JobRepository
 from ..domain.jobs import JobStatus
+from ..domain.subtitles import SubtitlesMade
 from ..domain.timecode import format_timecode
 from ..fetch.download import pinned_request
 from ..fetch.guard import ForbiddenUrlError, check_url
@@ -98,6 +99,10 @@ def job_event(job: Job) -> dict[str, Any]:
             "status": str(status),
             "cut": job.cut_mode,
             "actualStart": actual_start,
+            # Where a done job's subtitles came from, as GET /api/jobs/{id} says.
+            "subtitles": None
+            if job.subtitles is None
+            else SubtitlesMade.from_json(job.subtitles).to_json(),
             "error": error,
             "links": links,
         },

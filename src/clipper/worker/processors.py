@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..services.clipping import ClipProcessor, Source, UploadedSource, UrlSource
 from ..services.processing import Processor
 from ..services.reading import SourceReading
+from ..services.subtitling import SpeechModel, speech_spec
 from ..settings import Settings
 from ..storage import Storage
 
@@ -20,6 +21,7 @@ def default_processors(
 ) -> dict[str, Processor]:
     """`sessions`: for the lock over a batch's shared fetch of its URL source; `reading`: how
     sources reach FFmpeg (by range, or downloaded), which the caller closes."""
+    speech = SpeechModel(speech_spec(settings))  # one for the process: loaded at first use
 
     def processor(source: Source) -> ClipProcessor:
         return ClipProcessor(
@@ -29,6 +31,7 @@ def default_processors(
             ffmpeg_timeout_seconds=settings.clip_max_runtime_sec,
             max_source_ms=int(settings.max_clip_input_duration_sec * 1000),
             subtitle_fonts_dir=settings.subtitle_fonts_dir,
+            speech=speech,
             # An attempt that renews its lease keeps its folder fresh; one untouched for a
             # whole lease belongs to an attempt whose lease has expired.
             scratch_stale_after_seconds=settings.queue_visibility_sec,

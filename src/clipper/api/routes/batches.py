@@ -10,6 +10,7 @@ from ...errors import ConflictError
 from ...services.batches import create_batch
 from ...services.jobs import IdempotencyConflictError
 from ...services.quotas import check_active_jobs
+from ...services.subtitling import speech_spec
 from ..clip_requests import check_uploads, check_url, to_clip_requests
 from ..deps import CallerDep, ResourcesDep, get_caller, json_body
 from ..limits import count_request
@@ -42,7 +43,14 @@ async def create(
     source = requests[0]  # every clip has the batch's one source: checked once
     await check_url(source, resources.settings)
     async with resources.sessions.begin() as session:
-        await check_uploads(session, requests, resources.storage, caller.scope, batch=True)
+        await check_uploads(
+            session,
+            requests,
+            resources.storage,
+            caller.scope,
+            speech_spec(resources.settings),
+            batch=True,
+        )
         await check_active_jobs(session, caller.scope, limits, adding=len(requests))
         try:
             created = await create_batch(

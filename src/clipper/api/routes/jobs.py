@@ -32,6 +32,7 @@ from ...services.jobs import (
 )
 from ...services.live import watch_job
 from ...services.quotas import check_active_jobs
+from ...services.subtitling import speech_spec
 from ..clip_requests import check_uploads, check_url, to_clip_request
 from ..deps import CallerDep, ResourcesDep, get_caller, json_body
 from ..limits import count_request
@@ -76,7 +77,9 @@ async def create(
     request = to_clip_request(body, resources.settings)
     await check_url(request, resources.settings)
     async with resources.sessions.begin() as session:
-        await check_uploads(session, [request], resources.storage, caller.scope)
+        await check_uploads(
+            session, [request], resources.storage, caller.scope, speech_spec(resources.settings)
+        )
         await check_active_jobs(session, caller.scope, limits, adding=1)
         try:
             created = await create_job(
