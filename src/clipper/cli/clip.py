@@ -72,6 +72,25 @@ def clip(
             "start seconds early: the saved line says where)."
         ),
     ] = CutMode.EXACT,
+    subtitles: Annotated[
+        bool,
+        typer.Option(
+            "--subtitles",
+            help="Subtitles too, saved beside the clip as NAME_clip.srt: from the file's own "
+            "subtitle track in --subtitle-lang, else transcribed from its speech.",
+        ),
+    ] = False,
+    subtitle_lang: Annotated[
+        str,
+        typer.Option(
+            help="The subtitles' language, e.g. en or pt-BR (implies --subtitles); auto: the "
+            "first track, or the language the speech model hears."
+        ),
+    ] = "auto",
+    burn: Annotated[
+        bool,
+        typer.Option("--burn", help="Burn the subtitles into the video (implies --subtitles)."),
+    ] = False,
     api: ApiOption = None,
 ) -> None:
     """Cut clips from a file: upload it, make the jobs, follow their progress, download the
@@ -80,6 +99,8 @@ def clip(
     Example: clipper clip talk.mp4 --start 00:12:03 --end 00:12:33 --out highlight.mp4
 
     Several: clipper clip talk.mp4 --range 00:01:00-00:01:30 --range 00:05:00-00:05:20
+
+    Subtitles too: clipper clip talk.mp4 --start 00:12:03 --end 00:12:33 --subtitles
     """
     # Checked before anything is uploaded: the API would refuse a bad range only after the
     # whole file had been sent.
@@ -91,19 +112,25 @@ def clip(
     with httpx.Client(base_url=api or _api_url(settings), headers=headers, timeout=60) as client:
         try:
             upload_key = _upload(client, source)
-            job_ids = _create(client, upload_key, spans, priority, cut)
+            wanted = subtitles or burn or subtitle_lang != "auto"
+            asked = _subtitles_asked(wanted, subtitle_lang, burn)
+            job_ids = _create(client, upload_key, spans, priority, cut, asked)
             jobs = _follow(client, job_ids)
             targets = []
             for n, job_id in enumerate(job_ids, 1):
-                link = _check(client.get(f"/api/jobs/{job_id}/result"))["video"]["url"]
-                targets.append(_target(out, source, link, n, len(job_ids)))
-                _download(client, link, targets[-1])
+                links = _check(client.get(f"/api/jobs/{job_id}/result"))
+                targets.append(_target(out, source, links["video"]["url"], n, len(job_ids)))
+                _download(client, links["video"]["url"], targets[-1])
+                if links.get("subtitles"):
+                    _download(client, links["subtitles"]["url"], targets[-1].with_suffix(".srt"))
         except httpx.TransportError as exc:
             fail(f"cannot reach the Clipper API at {client.base_url} ({exc}); is it running?")
     for job_id, saved_as in zip(job_ids, targets, strict=True):
         job = jobs[job_id]
         moved = job.get("actualStart") not in (None, job["start"])
         typer.echo(f"clip saved to {saved_as}" + (f" (from {job['actualStart']})" if moved else ""))
+        if (made := job.get("subtitles")) is not None:
+            typer.echo(f"subtitles saved to {saved_as.with_suffix('.srt')} ({_told(made)})")
 
 
 def sample_video(
@@ -211,12 +238,33 @@ def _target(out: Path | None, source: Path, link: str, n: int, count: int) -> Pa
     return target if count == 1 else target.with_name(f"{target.stem}_{n}{target.suffix}")
 
 
+def _subtitles_asked(wanted: bool, language: str, burn: bool) -> dict[str, Any]:
+    """The request's subtitle fields (none without --subtitles)."""
+    if not wanted:
+        return {}
+    return {"withSubtitles": True, "subtitleLang": language, "burnSubtitles": burn}
+
+
+def _told(made: dict[str, Any]) -> str:
+    """Where a job's subtitles came from, as the saved line says it."""
+    origin = {
+        "sidecar": "from the uploaded .srt",
+        "track": "from the file's subtitle track",
+        "speech": f"from speech, {made.get('model')}",
+    }.get(str(made["source"]), str(made["source"]))
+    language = f", {made['language']}" if made.get("language") else ""
+    cues = int(made["cues"])
+    said = f"{origin}{language}, {cues} cue{'' if cues == 1 else 's'}"
+    return f"{said}: {made['note']}" if made.get("note") else said
+
+
 def _create(
     client: httpx.Client,
     upload_key: str,
     spans: list[tuple[str, str]],
     priority: Priority,
     cut: CutMode,
+    subtitles: dict[str, Any],
 ) -> list[str]:
     """One job (POST /api/jobs), or several as one batch (POST /api/jobs/batch): their ids."""
     source = {
@@ -224,6 +272,7 @@ def _create(
         "uploadKey": upload_key,
         "priority": priority.value,
         "cut": cut.value,
+        **subtitles,
     }
     if len(spans) > 1:
         clips = [{"start": start, "end": end} for start, end in spans]
@@ -238,7 +287,7 @@ def _follow(client: httpx.Client, job_ids: list[str]) -> dict[str, dict[str, Any
     """One bar over all the jobs: their progress summed; the stage of a single job, or how
     many of several are done. Returns the jobs as they ended (all done)."""
     with Progress(
-        TextColumn("{task.description:<8}"),
+        TextColumn("{task.description:<10}"),  # the longest stage: transcribe
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(),
