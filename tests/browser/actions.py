@@ -55,3 +55,16 @@ def set_timecode(console: Console, element_id: str, timecode: str) -> None:
     field = console.driver.find_element(By.ID, element_id)
     field.clear()
     field.send_keys(timecode, Keys.TAB)  # `change` fires as focus leaves
+
+
+def set_field(console: Console, element_id: str, text: str) -> None:
+    """Type `text` in place of the field's value, as a person would."""
+    field = console.driver.find_element(By.ID, element_id)
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(text)
+
+
+def invalid(console: Console, element_id: str) -> bool:
+    """Whether the field is marked invalid (aria-invalid), as a screen reader hears it."""
+    found = console.driver.find_element(By.ID, element_id).get_attribute("aria-invalid")
+    return found == "true"

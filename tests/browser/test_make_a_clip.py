@@ -1,5 +1,6 @@
 """Make a clip in a real browser: upload a generated video, set in and out with the keys,
-submit, watch it reach done, download the clip and check its length; and cancel a long one."""
+submit, watch it reach done, download the clip and check its length; subtitles from speech
+say where they came from; and cancel a long one."""
 
 from __future__ import annotations
 
@@ -12,7 +13,16 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from clipper.media.probe import probe
-from tests.browser.actions import choose, press, set_timecode, status, text, value
+from tests.browser.actions import (
+    choose,
+    invalid,
+    press,
+    set_field,
+    set_timecode,
+    status,
+    text,
+    value,
+)
 from tests.browser.conftest import MakeConsole, StartServer
 from tests.media_files import make_video
 
@@ -63,13 +73,20 @@ def test_a_clip_made_with_the_keyboard_downloads_at_its_length(
     set_timecode(console, "out-input", "00:00:05.200")
     assert not console.driver.find_element(By.ID, "range-error").is_displayed()
 
-    # What only the API knows comes in its own words: this source has no subtitle track.
+    # What only the API knows comes in its own words: this source has no German track, and
+    # the server's speech model (the packaged tiny.en) hears English only.
     console.driver.find_element(By.ID, "with-subtitles").click()
+    set_field(console, "subtitle-lang", "de")
     console.driver.find_element(By.ID, "submit").click()
     refusal = console.visible("submit-error")
-    console.until(lambda _: "subtitle" in refusal.text.lower(), message="the API's message")
+    console.until(lambda _: "subtitleLang" in refusal.text, message="the API's message")
+    assert "ASR_MODEL" in refusal.text, refusal.text
+    assert invalid(console, "subtitle-lang")
+    console.shoot("make-a-clip-subtitles-refused", at="clip-form")
     console.collect_log()  # that 422 is logged as a failed load: expected
     console.errors = [e for e in console.errors if " 422 " not in e["message"]]
+    set_field(console, "subtitle-lang", "auto")
+    assert not invalid(console, "subtitle-lang")
     console.driver.find_element(By.ID, "with-subtitles").click()
 
     console.driver.find_element(By.ID, "submit").click()
@@ -98,6 +115,41 @@ def test_a_clip_made_with_the_keyboard_downloads_at_its_length(
     row = console.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-job-id="{job_id}"]'))
     assert "done" in row[0].text
     console.shoot("my-clips")
+    console.assert_no_console_errors()
+
+
+def test_subtitles_from_speech_say_where_they_came_from(
+    start_server: StartServer, make_console: MakeConsole, talk: Path
+) -> None:
+    # No .srt and no track: the clip's speech is transcribed. The source's sound is a tone,
+    # so the model hears nothing, and the job says so.
+    server = start_server()
+    console = make_console(server)
+    console.open("/")
+    choose(console, talk, 10)
+    set_timecode(console, "out-input", "00:00:02.000")
+    console.driver.find_element(By.ID, "with-subtitles").click()
+    console.driver.find_element(By.ID, "submit").click()
+    console.until(lambda _: status(console) == "done", timeout=90, message="the job done")
+    made = console.visible("job-subtitles")
+    assert made.get_attribute("data-source") == "speech"
+    assert made.get_attribute("data-cues") == "0"
+    assert "Subtitles: from speech (tiny.en, en) · no cues" in made.text, made.text
+    note = text(console, "job-subtitles-note")
+    assert note == "No speech was heard in the clip: the subtitles are empty.", note
+    # The (empty) SRT is the job's, to download beside the clip.
+    console.visible("download-srt")
+    console.shoot("make-a-clip-subtitles-from-speech", at="job-panel")
+
+    # The queue's page of the job says it too.
+    job_id = console.driver.find_element(By.ID, "job-panel").get_attribute("data-job-id")
+    job = httpx.get(f"{server.url}/api/jobs/{job_id}").json()
+    assert job["subtitles"]["source"] == "speech"
+    console.open(f"/console/#/admin/jobs/{job_id}")
+    fact = console.present("#tab-job [data-subtitles]")[0]
+    assert fact.get_attribute("data-subtitles") == "speech"
+    assert "from speech (tiny.en, en)" in fact.text, fact.text
+    assert "No speech was heard" in fact.text, fact.text
     console.assert_no_console_errors()
 
 

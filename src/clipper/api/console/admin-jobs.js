@@ -5,6 +5,7 @@
 import { api, query } from "./api.js";
 import { confirmAction } from "./dialog.js";
 import { $, fill, h, say } from "./dom.js";
+import { subtitlesNote, subtitlesSummary } from "./subtitles.js";
 
 let cursor = null;
 
@@ -143,6 +144,7 @@ export async function showJobPage(id) {
         ...fact("Source", job.sourceType === "upload" ? job.uploadKey : job.youtubeUrl),
         ...fact("Range", `${job.start} – ${job.end}`),
         ...fact("Made", new Date(job.createdAt).toLocaleString()),
+        ...(job.subtitles ? fact("Subtitles", subtitlesFact(job.subtitles)) : []),
         ...(job.error ? fact("Error", `${job.error.code}: ${job.error.message}`) : []),
       ),
       actions,
@@ -154,6 +156,17 @@ export async function showJobPage(id) {
   } catch (error) {
     fill(box, h("p", { class: "message", "data-kind": "error", text: error.full || String(error) }));
   }
+}
+
+/** Where a done job's subtitles came from, and why they are empty when they are. */
+function subtitlesFact(made) {
+  const note = subtitlesNote(made);
+  return h(
+    "span",
+    { "data-subtitles": made.source },
+    subtitlesSummary(made),
+    note ? h("span", { class: "hint", text: ` ${note}` }) : null,
+  );
 }
 
 function fact(label, value) {

@@ -27,6 +27,9 @@ const state = {
 /** @type {Timeline} */
 let timeline;
 
+// The form's fields by the API's names for them: a refusal naming one marks it invalid.
+const FIELDS = { subtitleLang: "subtitle-lang", subtitlesKey: "srt-input", priority: "priority" };
+
 export function setupClipPage(serverConfig) {
   config = serverConfig;
   const player = /** @type {HTMLVideoElement} */ ($("player"));
@@ -88,6 +91,9 @@ export function setupClipPage(serverConfig) {
     }
   });
   $("srt-input").addEventListener("change", useSrt);
+  for (const id of Object.values(FIELDS)) {
+    $(id).addEventListener("input", () => $(id).removeAttribute("aria-invalid"));
+  }
   $("clip-form").addEventListener("submit", (event) => {
     event.preventDefault();
     submit();
@@ -264,6 +270,7 @@ function useSrt() {
 async function submit() {
   const error = $("submit-error");
   say(error, "");
+  for (const id of Object.values(FIELDS)) $(id).removeAttribute("aria-invalid");
   const problem = rangeProblem();
   if (problem) {
     say(error, problem, "error");
@@ -302,6 +309,10 @@ async function submit() {
     showJob(job.id);
   } catch (failure) {
     say(error, failure.full || String(failure), "error");
+    for (const detail of failure.details || []) {
+      const id = FIELDS[detail.field];
+      if (id) $(id).setAttribute("aria-invalid", "true");
+    }
   } finally {
     button.disabled = false;
   }

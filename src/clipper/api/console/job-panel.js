@@ -1,9 +1,11 @@
 // The clip being made: live status and stage, cancel while it runs, and once done the
-// result: a preview player, download and copy-link buttons, and when the link expires.
+// result: a preview player, download and copy-link buttons, when the link expires, and where
+// the subtitles came from (with a link to them) when the job made some.
 
 import { api } from "./api.js";
-import { $, h, say } from "./dom.js";
+import { $, fill, h, say } from "./dom.js";
 import { follow, TERMINAL } from "./follow.js";
+import { subtitlesNote, subtitlesSummary } from "./subtitles.js";
 import { when } from "./timecode.js";
 
 const WORDS = {
@@ -13,6 +15,16 @@ const WORDS = {
   failed: "Failed",
   cancelled: "Cancelled",
 };
+
+// Stages by their names in progress events; a stage not named here shows as it is.
+const STAGES = {
+  transcribe: "transcribe speech",
+};
+
+/** @param {string} stage */
+function stageWords(stage) {
+  return STAGES[stage] || stage;
+}
 
 /** @type {AbortController | null} */
 let following = null;
@@ -39,6 +51,8 @@ export function showJob(id) {
   panel.dataset.status = "queued";
   $("stages").replaceChildren();
   $("result").hidden = true;
+  $("job-subtitles").hidden = true;
+  $("download-srt").hidden = true;
   $("another").hidden = true;
   $("cancel").hidden = false;
   say($("job-error"), "");
@@ -56,7 +70,7 @@ function update(job, via) {
   panel.dataset.status = job.status;
   panel.dataset.via = via;
   /** @type {HTMLProgressElement} */ ($("job-progress")).value = job.progress;
-  const stage = job.stage && job.status === "processing" ? `: ${job.stage}` : "";
+  const stage = job.stage && job.status === "processing" ? `: ${stageWords(job.stage)}` : "";
   const pct = job.status === "processing" ? ` (${job.progress}%)` : "";
   $("job-status").textContent = `${WORDS[job.status] || job.status}${stage}${pct}`;
   if (job.stage) markStage(job.stage);
@@ -64,7 +78,26 @@ function update(job, via) {
   $("cancel").hidden = ended;
   $("another").hidden = !ended;
   if (job.status === "failed" && job.error) say($("job-error"), job.error.message, "error");
-  if (job.status === "done") showResult(job.id);
+  if (job.status === "done") {
+    showSubtitles(job.subtitles);
+    showResult(job.id);
+  }
+}
+
+/** Where the subtitles came from: "Subtitles: from speech (tiny.en, en) · 3 cues", and why
+ * they are empty when they are. */
+function showSubtitles(made) {
+  const box = $("job-subtitles");
+  box.hidden = !made;
+  if (!made) return;
+  box.dataset.source = made.source;
+  box.dataset.cues = String(made.cues);
+  const note = subtitlesNote(made);
+  fill(
+    box,
+    h("p", {}, h("strong", { text: "Subtitles:" }), ` ${subtitlesSummary(made)}`),
+    note ? h("p", { class: "hint", id: "job-subtitles-note", text: note }) : null,
+  );
 }
 
 function markStage(stage) {
@@ -72,7 +105,7 @@ function markStage(stage) {
   for (const item of list.children) item.classList.remove("current");
   let item = list.querySelector(`[data-stage="${CSS.escape(stage)}"]`);
   if (!item) {
-    item = h("li", { "data-stage": stage, text: stage });
+    item = h("li", { "data-stage": stage, text: stageWords(stage) });
     list.append(item);
   }
   item.classList.add("current");
@@ -98,6 +131,12 @@ async function showResult(id) {
     link.download = new URL(url, location.href).pathname.split("/").pop() || "clip.mp4";
     /** @type {HTMLInputElement} */ ($("result-link")).value = url;
     $("link-expiry").textContent = `The link expires ${when(result.video.expiresAt)}.`;
+    const srt = /** @type {HTMLAnchorElement} */ ($("download-srt"));
+    srt.hidden = !result.subtitles;
+    if (result.subtitles) {
+      srt.href = result.subtitles.url;
+      srt.download = new URL(result.subtitles.url, location.href).pathname.split("/").pop() || "clip.srt";
+    }
     $("result").hidden = false;
   } catch (error) {
     say($("job-error"), error.full || String(error), "error");
