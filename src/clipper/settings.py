@@ -196,7 +196,8 @@ class Settings(BaseSettings):
     @classmethod
     def _model_folder(cls, value: str) -> str:
         # A path (not a Hub name such as Systran/faster-whisper-small) must be a folder now,
-        # not at the first job that needs it.
+        # not at the first job that needs it. The rule is media.speech.is_model_folder's,
+        # spelled again: the shared settings may not import the media layer.
         if value.startswith(("/", ".", "~")) and not Path(value).expanduser().is_dir():
             raise ValueError("names no model folder (a path must be a faster-whisper model)")
         return value
