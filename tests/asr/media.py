@@ -139,6 +139,10 @@ def recall(sentence: str, heard: str) -> float:
     return sum(word in found for word in expected) / len(expected)
 
 
+# The mean brightness of a band with text drawn in it (a line of text: about 7; black: 0).
+DRAWN = 1.5
+
+
 def band_brightness(clip: Path, at_ms: int) -> tuple[float, float]:
     """The mean brightness (0-255) of the top and bottom thirds of the clip's frame at
     `at_ms`: on a black video only burned-in text (drawn at the bottom) is bright."""

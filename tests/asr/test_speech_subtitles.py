@@ -19,7 +19,7 @@ from clipper.services.subtitling import NO_AUDIO_NOTE, NO_SPEECH_NOTE, SpeechMod
 from clipper.signals import StopSignals
 from clipper.worker.service import Worker, WorkerOptions
 from tests.api.conftest import ApiFactory, settings_for
-from tests.asr.media import PARAGRAPH, SpeechVideo, Spoken, band_brightness, recall
+from tests.asr.media import DRAWN, PARAGRAPH, SpeechVideo, Spoken, band_brightness, recall
 from tests.helpers import wait_for
 from tests.media_files import make_video
 
@@ -29,8 +29,6 @@ pytestmark = pytest.mark.asr
 NEAR_MS = 1_500
 CLIP_START_MS, CLIP_END_MS = 4_000, 20_000  # both sentences, and silence around them
 SPEECH = {"source": "speech", "language": "en", "model": "tiny.en"}
-# The mean brightness of a band with text drawn in it (a line of text: about 7; black: 0).
-DRAWN = 1.5
 
 
 async def _upload(client: httpx.AsyncClient, path: Path) -> str:
